@@ -70,6 +70,14 @@ def write_py(nb: nbformat.NotebookNode, path: Path) -> None:
         path.write_text(text, encoding="utf-8")
 
 
+def sync_ipynb(py_path: Path) -> None:
+    """Refresh the .ipynb of a pair from its .py exactly as CI's pair check does
+    (``jupytext --to ipynb --update``: inputs from the .py; outputs and cell ids kept)."""
+    from jupytext.cli import jupytext as jupytext_cli
+
+    jupytext_cli(["--to", "ipynb", "--update", "--quiet", str(py_path)])
+
+
 def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 900) -> nbformat.NotebookNode:
     """Run a notebook top to bottom in a fresh kernel of the current environment."""
     from nbclient import NotebookClient
@@ -96,6 +104,7 @@ def build_solution(name: str, *, run: bool = True) -> Path:
             os.environ.clear()
             os.environ.update(env_backup)
     write_ipynb(nb, ipynb_path)
+    sync_ipynb(py_path)
     return ipynb_path
 
 
@@ -132,8 +141,9 @@ def release(name: str) -> tuple[Path, Path]:
     learner = learner_version(_solution_with_ids(name))
     out = notebooks_dir()
     out.mkdir(parents=True, exist_ok=True)
-    write_ipynb(learner, out / f"{name}.ipynb")
     write_py(learner, out / f"{name}.py")
+    write_ipynb(learner, out / f"{name}.ipynb")  # carries the solution's cell ids...
+    sync_ipynb(out / f"{name}.py")  # ...then exactly what the pair check expects
     return out / f"{name}.ipynb", out / f"{name}.py"
 
 
@@ -145,21 +155,22 @@ def _solution_with_ids(name: str) -> nbformat.NotebookNode:
 
 
 def check_release(names: list[str] | None = None) -> list[str]:
-    """Differences between ``notebooks/`` and what ``solutions/`` generates (empty when in step)."""
+    """Learner notebooks that differ from what ``solutions/`` generates (empty when in step).
+
+    Compares the .py files; the pair check (``jupytext --to ipynb --update`` then
+    ``git diff --exit-code``) makes sure each .ipynb matches its .py.
+    """
     problems = []
     names = names or notebook_names()
     for name in names:
-        learner = learner_version(_solution_with_ids(name))
-        expected_ipynb = nbformat.writes(learner, version=4)
-        expected_ipynb += "" if expected_ipynb.endswith("\n") else "\n"
-        expected_py = jupytext.writes(learner, fmt="py:percent")
-        for suffix, expected in ((".ipynb", expected_ipynb), (".py", expected_py)):
-            path = notebooks_dir() / f"{name}{suffix}"
-            if not path.exists():
-                problems.append(f"notebooks/{name}{suffix} is missing")
-            elif path.read_text(encoding="utf-8") != expected:
-                problems.append(f"notebooks/{name}{suffix} differs from what solutions/{name}.py generates")
+        expected = jupytext.writes(learner_version(_solution_with_ids(name)), fmt="py:percent")
+        path = notebooks_dir() / f"{name}.py"
+        if not path.exists():
+            problems.append(f"notebooks/{name}.py is missing: run `dbcourse release`")
+        elif path.read_text(encoding="utf-8") != expected:
+            problems.append(f"notebooks/{name}.py is not what solutions/{name}.py generates: run `dbcourse release`")
+        if not (notebooks_dir() / f"{name}.ipynb").exists():
+            problems.append(f"notebooks/{name}.ipynb is missing: run `dbcourse release`")
     extra = sorted(set(notebook_names(notebooks_dir())) - set(notebook_names()))
     problems += [f"notebooks/{name}.py has no solution in solutions/" for name in extra]
     return problems
-
