@@ -15,6 +15,9 @@ def _services(args: argparse.Namespace) -> int:
 
     if args.action == "up":
         statuses = services.up(args.names, install=args.install)
+        if args.started_file:
+            with open(args.started_file, "a", encoding="utf-8") as fh:
+                fh.writelines(f"{s.name}\n" for s in statuses if s.started)
     elif args.action == "down":
         stopped = services.down(args.names)
         print("stopped: " + (", ".join(stopped) if stopped else "nothing (the course had started no server)"))
@@ -51,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     svc.add_argument("--install", action="store_true",
                      help="install missing server packages with apt-get first (Debian/Ubuntu, as root)")
     svc.add_argument("--json", action="store_true", help="print the status as JSON")
+    svc.add_argument("--started-file", metavar="FILE",
+                     help="up: append the names of the servers this call started to FILE "
+                          "(the test command stops exactly those at the end)")
     svc.set_defaults(func=_services)
 
     from . import commands

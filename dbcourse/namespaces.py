@@ -181,14 +181,15 @@ DROP = {"postgres": drop_postgres, "mysql": drop_mysql, "mongodb": drop_mongodb,
 LIST = {"postgres": list_postgres, "mysql": list_mysql, "mongodb": list_mongodb, "redis": list_redis}
 
 
-def reset_all(names: Iterable[str] | None = None) -> list[str]:
-    """Drop every course namespace in every reachable server, and the notebooks' scratch files."""
+def reset_all(names: Iterable[str] | None = None, *, match: str = PREFIX) -> list[str]:
+    """Drop every course namespace (whose name starts with ``match``) in every reachable server,
+    and their scratch folders."""
     from .errors import ServiceUnavailable
 
     report = []
     for name in names or SERVER_NAMES:
         try:
-            found = LIST[name]()
+            found = [ns for ns in LIST[name]() if ns.startswith(match)]
         except ServiceUnavailable as exc:
             report.append(f"{name}: skipped ({exc.reason})")
             continue
@@ -197,7 +198,8 @@ def reset_all(names: Iterable[str] | None = None) -> list[str]:
         report.append(f"{name}: dropped {len(found)} namespace(s)")
     if not names:
         work = get_settings().work_dir
-        if work.exists():
-            shutil.rmtree(work)
-        report.append(f"scratch files: removed {work}")
+        folders = sorted(work.glob(match + "*")) if work.exists() else []
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        report.append(f"scratch files: removed {len(folders)} folder(s) under {work}")
     return report

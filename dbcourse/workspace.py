@@ -48,6 +48,10 @@ class Workspace:
         """The SQLite file that holds the chapter's data set (``shop.db``)."""
         return self.folder / "shop.db"
 
+    def sqlite_url(self, name: str = "shop.db") -> str:
+        """SQLAlchemy URL of an SQLite file in the scratch folder (for ``%sql`` and engines)."""
+        return f"sqlite:///{self.folder / name}"
+
     # -- PostgreSQL
     @property
     def postgres_url(self) -> str:
@@ -72,7 +76,7 @@ class Workspace:
     def sqlalchemy_url(self, service: str) -> str:
         """The SQLAlchemy URL of this namespace in ``service`` (sqlite, postgres or mysql)."""
         if service == "sqlite":
-            return f"sqlite:///{self.sqlite_path}"
+            return self.sqlite_url()
         return connect.sqlalchemy_url(service, self.namespace, url=self.urls.get(service))
 
     def engine(self, service: str, **kwargs: Any):
@@ -156,6 +160,14 @@ def check_services(services: Iterable[str], urls: Mapping[str, str], chapter: st
                              connect.start_command())
 
 
+def default_namespace(chapter: str) -> str:
+    """The chapter's namespace; a solution notebook (run from ``solutions/``) gets its own, so
+    that opening the solution never wipes the learner's work, and CI can run both at once."""
+    if Path.cwd().name == "solutions":
+        return f"{chapter}_solution"
+    return chapter
+
+
 def setup(chapter: str, services: Iterable[str] = (), *, data: Mapping[str, str] | None = None,
           scale: str = "small", namespace: str | None = None, urls: Mapping[str, str | None] | None = None,
           quiet: bool = False) -> Workspace:
@@ -182,7 +194,7 @@ def setup(chapter: str, services: Iterable[str] = (), *, data: Mapping[str, str]
         raise BadParameter(f"namespace={namespace!r} must be a string such as 'ch02_alice'")
     clean_urls = _check_urls(urls)
     settings = get_settings()
-    ns = namespaces.namespace_name(namespace or settings.namespace_override or chapter)
+    ns = namespaces.namespace_name(namespace or settings.namespace_override or default_namespace(chapter))
 
     check_services(services, clean_urls, chapter)
     folder = namespaces.create_sqlite(ns)

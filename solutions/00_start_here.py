@@ -398,6 +398,25 @@ print("All four database servers are up." if not down else f"Down: {down}: run t
 # | wipe every notebook's data (namespaces) | `dbcourse services reset` |
 # | start again in one notebook | run its setup cell again |
 #
+# ### SQL in a cell: the `%sql` magic
+#
+# Chapters 01 to 03 often write SQL straight into a cell. The course ships **JupySQL** (the
+# maintained successor of ipython-sql; both understand what follows). Load it once, switch off
+# the connection banner, connect, and a cell that starts with `%%sql` goes to the database:
+
+# %%
+# %load_ext sql
+# %config SqlMagic.displaycon = False
+# %config SqlMagic.feedback = False
+# Usually you would type `%sql sqlite:///bank.db`; here the URL is your namespace's file:
+get_ipython().run_line_magic("sql", course.sqlite_url("bank-demo.db"))
+
+# %% language="sql"
+# SELECT name, balance
+# FROM accounts
+# ORDER BY name
+
+# %% [markdown]
 # When a server is down, every helper fails within a few seconds with a message that says what
 # to do, rather than hanging. Here is what that looks like (this cell fails on purpose: it asks
 # for a PostgreSQL on port 1, where there is none):

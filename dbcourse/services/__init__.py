@@ -38,6 +38,7 @@ class ServiceStatus:
     version: str | None
     fix: str  # empty when up
     detail: str = ""
+    started: bool = False  # started by this `up` call
 
     @property
     def display_name(self) -> str:
@@ -147,7 +148,9 @@ def up_one(name: str, settings: Settings, log: Log = print) -> ServiceStatus:
         if result.returncode == 0:
             (settings.services_dir / name).mkdir(parents=True, exist_ok=True)
             (settings.services_dir / name / "mode").write_text("docker\n")
-            return service_status(name, settings)
+            status = service_status(name, settings)
+            status.started = status.up
+            return status
         log(f"docker compose could not start {name}: {result.stderr.strip()[-500:]}; trying natively")
     errors = []
     for candidate in native.candidates(name, settings):
@@ -160,7 +163,9 @@ def up_one(name: str, settings: Settings, log: Log = print) -> ServiceStatus:
             errors.append(f"{type(candidate).__name__}: {exc}")
             candidate.stop(log)
             continue
-        return service_status(name, settings)
+        status = service_status(name, settings)
+        status.started = status.up
+        return status
     final = service_status(name, settings)
     final.detail = "; ".join(errors) or final.detail
     if errors and all("not installed" in e for e in errors):

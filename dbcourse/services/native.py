@@ -164,7 +164,9 @@ class NativeServer:
         if not result.up:
             raise StartError(f"{self.name} started but the course cannot log in at {self.server.masked_url}: "
                              f"{result.error}\nlog:\n{tail(self.log_file)}")
-        (self.base / "mode").write_text(self.mode + "\n")
+        mode_file = self.settings.services_dir / self.name / "mode"
+        mode_file.parent.mkdir(parents=True, exist_ok=True)
+        mode_file.write_text(self.mode + "\n")
 
     def wait_ready(self) -> None:
         """Wait until the server accepts connections (default: the course's own login works)."""
