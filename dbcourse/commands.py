@@ -37,6 +37,17 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grade(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .grading import grade
+
+    out = Path(args.out) if args.out else Path.cwd() / f"grades-{args.notebook}"
+    subs = grade(args.notebook, Path(args.submissions), out, timeout=args.timeout,
+                 keep_namespaces=args.keep_namespaces)
+    return 0 if subs else 1
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the build, release, data, grade and run sub-commands."""
     rel = sub.add_parser("release", help="regenerate notebooks/ (learner versions) from solutions/")
@@ -49,3 +60,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     build.add_argument("names", nargs="*", help="notebook names without extension (default: all)")
     build.add_argument("--no-run", dest="run", action="store_false", help="do not execute (keep stored outputs)")
     build.set_defaults(func=_build)
+
+    grade = sub.add_parser("grade", help="instructors: grade a folder of submitted notebooks with nbgrader")
+    grade.add_argument("notebook", help="the chapter's notebook name, e.g. 00_start_here")
+    grade.add_argument("submissions", help="folder with <student>/<notebook>.ipynb or <student>.ipynb")
+    grade.add_argument("--out", help="where to write grades.csv, feedback/ and logs/ "
+                                     "(default: ./grades-<notebook>)")
+    grade.add_argument("--timeout", type=int, default=60, help="seconds a cell may run (default 60)")
+    grade.add_argument("--keep-namespaces", action="store_true",
+                       help="keep each submission's database namespace after grading (to inspect it)")
+    grade.set_defaults(func=_grade)

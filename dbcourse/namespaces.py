@@ -37,7 +37,12 @@ def namespace_name(name: str) -> str:
         raise BadParameter(f"namespace {name!r} has no letters or digits: use something like 'ch02_alice'")
     if not cleaned.startswith(PREFIX):
         cleaned = PREFIX + cleaned
-    return cleaned[:MAX_LENGTH]
+    if len(cleaned) > MAX_LENGTH:  # keep names distinct when they must be shortened
+        import hashlib
+
+        digest = hashlib.sha1(cleaned.encode()).hexdigest()[:8]
+        cleaned = f"{cleaned[:MAX_LENGTH - 9]}_{digest}"
+    return cleaned
 
 
 # --------------------------------------------------------------------------- per store

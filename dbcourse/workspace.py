@@ -161,10 +161,19 @@ def check_services(services: Iterable[str], urls: Mapping[str, str], chapter: st
 
 
 def default_namespace(chapter: str) -> str:
-    """The chapter's namespace; a solution notebook (run from ``solutions/``) gets its own, so
-    that opening the solution never wipes the learner's work, and CI can run both at once."""
-    if Path.cwd().name == "solutions":
+    """The chapter's namespace, from where the notebook runs (its kernel's working folder):
+
+    * ``solutions/``: a namespace of its own, so opening a solution never wipes the learner's
+      work (and CI runs both versions at once);
+    * ``autograded/<student>/<assignment>/`` (nbgrader autograde, also from the formgrader):
+      one namespace per submission, so one submission's writes never change another's score;
+    * anywhere else: the chapter's namespace.
+    """
+    cwd = Path.cwd()
+    if cwd.name == "solutions":
         return f"{chapter}_solution"
+    if cwd.parent.parent.name == "autograded":
+        return f"grade_{cwd.parent.name}_{chapter}"
     return chapter
 
 

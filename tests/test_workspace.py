@@ -20,10 +20,15 @@ ALL = ["sqlite", "postgres", "mysql", "mongodb", "redis"]
     ("02-postgresql", "dbc_02_postgresql"),
     ("Grade: Alice O'Brien / 01", "dbc_grade_alice_o_brien_01"),
     ("dbc_already", "dbc_already"),
-    ("x" * 100, ("dbc_" + "x" * 100)[:63]),
 ])
 def test_namespace_names_are_safe_identifiers(name, expected):
     assert namespaces.namespace_name(name) == expected
+
+
+def test_long_namespace_names_stay_distinct():
+    a = namespaces.namespace_name("grade_" + "x" * 70 + "_alice")
+    b = namespaces.namespace_name("grade_" + "x" * 70 + "_bob")
+    assert len(a) == len(b) == 63 and a != b
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "---"])
@@ -32,10 +37,14 @@ def test_empty_namespace_is_refused(bad):
         namespaces.namespace_name(bad)
 
 
-def test_solution_notebooks_get_their_own_namespace(tmp_path, monkeypatch):
+def test_the_namespace_follows_where_the_notebook_runs(tmp_path, monkeypatch):
     (tmp_path / "solutions").mkdir()
     monkeypatch.chdir(tmp_path / "solutions")
     assert default_namespace("03-mysql") == "03-mysql_solution"
+    graded = tmp_path / "autograded" / "alice" / "03_mysql"
+    graded.mkdir(parents=True)
+    monkeypatch.chdir(graded)
+    assert default_namespace("03-mysql") == "grade_alice_03-mysql"
     monkeypatch.chdir(tmp_path)
     assert default_namespace("03-mysql") == "03-mysql"
 
