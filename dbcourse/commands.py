@@ -48,6 +48,77 @@ def _grade(args: argparse.Namespace) -> int:
     return 0 if subs else 1
 
 
+def _data(args: argparse.Namespace) -> int:
+    from . import datasets
+    from .datasets import files
+
+    targets = []
+    names = list(files.DATASETS) if args.dataset in (None, "all") else [args.dataset]
+    for name in names:
+        scales = files.DATASETS[name]
+        if name == "shop" and args.scale != "all":
+            scales = (args.scale,)
+        targets += [(name, s) for s in scales]
+    if args.action == "generate":
+        for name, scale in targets:
+            label = files.key(name, scale)
+            print(f"generating {label}" + (" (about 30 s)" if scale == "large" else ""), flush=True)
+            folder = files.generate(name, scale, force=args.force, progress=_tqdm_tick(label))
+            files.verified_folder(name, scale)
+            print(f"  {folder}: checksums match datasets/checksums.json")
+        return 0
+    if args.action == "verify":
+        failed = 0
+        for name, scale in targets:
+            label = files.key(name, scale)
+            if not files.folder(name, scale).exists():
+                print(f"{label}: not generated yet (`dbcourse data generate {name}`)")
+                continue
+            try:
+                files.verified_folder(name, scale)
+                print(f"{label}: ok")
+            except datasets.DatasetError as exc:
+                print(f"{label}: {exc}", file=sys.stderr)
+                failed += 1
+        return 1 if failed else 0
+    if args.action == "record":
+        for name, scale in targets:
+            info = files.record(name, scale)
+            print(f"recorded {files.key(name, scale)}: {sum(v['rows'] for v in info.values()):,} rows")
+        return 0
+    # load
+    if not args.store or not args.namespace or args.dataset in (None, "all"):
+        print("usage: dbcourse data load DATASET --store STORE --namespace NAME [--scale small|large]",
+              file=sys.stderr)
+        return 2
+    from .namespaces import namespace_name
+
+    ns = namespace_name(args.namespace)
+    report = datasets.load(args.dataset, args.store, namespace=ns, scale=args.scale if args.scale != "all" else "small")
+    print(f"{report.summary()} into {args.store} {report.target} in {report.seconds:.1f} s")
+    return 0
+
+
+def _tqdm_tick(label: str):
+    from tqdm import tqdm
+
+    bars: dict = {}
+
+    def tick(table: str, rows: int) -> None:
+        if table not in bars:
+            bars[table] = tqdm(desc=f"{label} {table}", unit="rows", unit_scale=True, leave=False)
+        bars[table].update(rows)
+
+    return tick
+
+
+def _reset(args: argparse.Namespace) -> int:
+    from .workspace import setup
+
+    setup(args.chapter, namespace=args.namespace, scale=args.scale)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the build, release, data, grade and run sub-commands."""
     rel = sub.add_parser("release", help="regenerate notebooks/ (learner versions) from solutions/")
@@ -70,3 +141,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     grade.add_argument("--keep-namespaces", action="store_true",
                        help="keep each submission's database namespace after grading (to inspect it)")
     grade.set_defaults(func=_grade)
+
+    data = sub.add_parser("data", help="generate, verify or load the course's data sets")
+    data.add_argument("action", choices=["generate", "verify", "load", "record"],
+                      help="generate: write the CSV files (checked against datasets/checksums.json); "
+                           "verify: check them; load: into one store of a namespace; "
+                           "record: authors only, rewrite the checksums")
+    data.add_argument("dataset", nargs="?", choices=["shop", "flights", "all"], help="default: all")
+    data.add_argument("--scale", choices=["small", "large", "all"], default="small",
+                      help="shop scale (default: small; generate/verify accept all)")
+    data.add_argument("--force", action="store_true", help="generate: regenerate even if present")
+    data.add_argument("--store", choices=["sqlite", "postgres", "mysql", "mongodb", "redis"], help="load: where")
+    data.add_argument("--namespace", help="load: the namespace, e.g. 02-postgresql")
+    data.set_defaults(func=_data)
+
+    reset = sub.add_parser("reset", help="rebuild one chapter's namespace (fresh data), as its setup cell does")
+    reset.add_argument("chapter", help="e.g. 02-postgresql (see dbcourse/chapters.py)")
+    reset.add_argument("--namespace", help="another namespace than the chapter's own")
+    reset.add_argument("--scale", choices=["small", "large"], default="small")
+    reset.set_defaults(func=_reset)

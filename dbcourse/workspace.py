@@ -182,13 +182,19 @@ def setup(chapter: str, services: Iterable[str] = (), *, data: Mapping[str, str]
           quiet: bool = False) -> Workspace:
     """Prepare the notebook of ``chapter``: check servers, create a fresh namespace, load data.
 
-    ``services``: the servers the notebook uses (any of sqlite, postgres, mysql, mongodb, redis).
-    ``data``: data set to load per store, e.g. ``{"postgres": "shop"}``.
+    ``services``: the servers the notebook uses (any of sqlite, postgres, mysql, mongodb, redis);
+    ``data``: data set to load per store, e.g. ``{"postgres": "shop"}``. Both default to the
+    chapter's entry in :mod:`dbcourse.chapters`.
     ``scale``: ``"small"`` (default) or ``"large"``.
     ``namespace``: override the namespace name (graders and papermill runs use this; the
     environment variable ``DBCOURSE_NAMESPACE`` does the same).
     ``urls``: override a server's URL, e.g. ``{"postgres": "postgresql://..."}``.
     """
+    if not services and data is None:
+        from .chapters import CHAPTERS
+
+        if chapter in CHAPTERS:
+            services, data = CHAPTERS[chapter].services, CHAPTERS[chapter].data
     services = tuple(dict.fromkeys(services))
     unknown = [s for s in services if s not in STORES]
     if unknown:
