@@ -34,7 +34,7 @@ class Workspace:
     scale: str
     urls: dict[str, str]
     folder: Path
-    loaded: dict[str, str] = field(default_factory=dict)
+    loaded: dict[str, list[str]] = field(default_factory=dict)
     _mongo: Any = field(default=None, repr=False)
     _redis: Any = field(default=None, repr=False)
 
@@ -183,7 +183,8 @@ def setup(chapter: str, services: Iterable[str] = (), *, data: Mapping[str, str]
     """Prepare the notebook of ``chapter``: check servers, create a fresh namespace, load data.
 
     ``services``: the servers the notebook uses (any of sqlite, postgres, mysql, mongodb, redis);
-    ``data``: data set to load per store, e.g. ``{"postgres": "shop"}``. Both default to the
+    ``data``: data set(s) to load per store, e.g. ``{"postgres": "shop"}`` or
+    ``{"postgres": ("shop", "flights")}``. Both default to the
     chapter's entry in :mod:`dbcourse.chapters`.
     ``scale``: ``"small"`` (default) or ``"large"``.
     ``namespace``: override the namespace name (graders and papermill runs use this; the
@@ -223,11 +224,12 @@ def setup(chapter: str, services: Iterable[str] = (), *, data: Mapping[str, str]
         where = {"sqlite": f"folder .work/{ns}/", "postgres": f"database {ns}", "mysql": f"database {ns}",
                  "mongodb": f"database {ns}", "redis": f"keys {ns}:*"}[name]
         line = f"  {connect.DISPLAY_NAMES.get(name, 'SQLite'):<14}{where}"
-        if name in data:
+        wanted = data.get(name, ())
+        for dataset in ([wanted] if isinstance(wanted, str) else list(wanted)):
             from .datasets import load_into_workspace
 
-            summary = load_into_workspace(workspace, name, data[name])
-            workspace.loaded[name] = data[name]
+            summary = load_into_workspace(workspace, name, dataset)
+            workspace.loaded.setdefault(name, []).append(dataset)
             line += f"  |  {summary}"
         lines.append(line)
     try:

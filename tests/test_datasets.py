@@ -218,6 +218,27 @@ def test_corrupt_or_truncated_files_are_named(tmp_path):
         files.verify_directory(tmp_path, expected, "fix")
 
 
+@pytest.mark.parametrize("use_shell", [True, False], ids=["sqlite3 shell", "executemany"])
+def test_both_sqlite_paths_build_the_same_database(tmp_path, use_shell, corrupt_copy):
+    from dbcourse.datasets import load_sql
+
+    directory = files.verified_folder("shop", "small")
+    target = tmp_path / "shop.db"
+    counts = load_sql.load_sqlite(directory, datasets.schema.SHOP_TABLES, target, use_shell=use_shell)
+    assert counts == {name[:-4]: info["rows"] for name, info in files.recorded()["shop/small"].items()}
+    conn = sqlite3.connect(target)
+    assert conn.execute("SELECT count(*), typeof(birth_year) FROM users WHERE birth_year IS NULL").fetchone()[0] > 0
+    assert conn.execute("SELECT typeof(price), typeof(stock) FROM products LIMIT 1").fetchone() == ("real", "integer")
+    assert conn.execute("SELECT count(*) FROM users WHERE city = ''").fetchone()[0] == 0
+    revenue = conn.execute("SELECT round(sum(quantity * unit_price), 2) FROM order_items").fetchone()[0]
+    conn.close()
+    assert revenue == pytest.approx(5989151.17)
+    before = target.read_bytes()
+    with pytest.raises(DatasetError, match="nothing was changed"):
+        load_sql.load_sqlite(corrupt_copy, datasets.schema.SHOP_TABLES, target, use_shell=use_shell)
+    assert target.read_bytes() == before
+
+
 def test_bad_names_and_a_down_store_give_one_clear_error():
     with pytest.raises(DatasetError, match="unknown scale 'medium' for shop"):
         datasets.load("shop", "sqlite", namespace=NS, scale="medium")

@@ -77,6 +77,7 @@ def load(dataset: str, store: str, *, namespace: str, scale: str | None = "small
     check_store(dataset, store)
     scale = scale if dataset == "shop" else None
     files.key(dataset, scale)  # validates dataset and scale
+    verified = directory is None and verify
     if directory is None:
         directory = files.verified_folder(dataset, scale) if verify else files.generate(dataset, scale)
     tables = files.tables(dataset)
@@ -86,7 +87,7 @@ def load(dataset: str, store: str, *, namespace: str, scale: str | None = "small
     try:
         if store == "sqlite":
             target = sqlite_path or namespaces.sqlite_dir(namespace) / f"{dataset}.db"
-            counts = load_sql.load_sqlite(directory, tables, Path(target), tick)
+            counts = load_sql.load_sqlite(directory, tables, Path(target), tick, check_foreign_keys=not verified)
             where = str(target)
         elif store == "postgres":
             counts = load_sql.load_postgres(directory, tables, connect.postgres_url(namespace, url=url), tick)

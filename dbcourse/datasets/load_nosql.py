@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -182,7 +183,7 @@ def load_mongodb(directory: Path, db, progress: Progress | None = None,
 # --------------------------------------------------------------------------- Redis
 
 #: Key families the shop seeds (under the namespace prefix); reloading replaces exactly these.
-REDIS_FAMILIES = ("product:*", "user:*", "category:*", "sales:*")
+REDIS_FAMILIES = ("product:", "user:", "category:", "sales:")
 
 
 def redis_commands(directory: Path, prefix: str) -> Iterator[tuple]:
@@ -205,21 +206,67 @@ def redis_commands(directory: Path, prefix: str) -> Iterator[tuple]:
         yield ("ZADD", f"{prefix}sales:units_by_product", units, product_id)
 
 
+def resp(*parts) -> bytes:
+    """One command in Redis's wire protocol (RESP)."""
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        data = part if isinstance(part, bytes) else str(part).encode()
+        out.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(out)
+
+
 def load_redis(directory: Path, client, prefix: str, progress: Progress | None = None) -> dict[str, int]:
-    """Seed the shop's keys under ``prefix`` in one MULTI/EXEC transaction (all or nothing)."""
+    """Seed the shop's keys under ``prefix``, all or nothing, at mass-insertion speed.
+
+    Like ``redis-cli --pipe``, the commands are streamed in Redis's wire protocol without waiting
+    for each reply, then an ECHO of a random marker tells when all replies are in. They are wrapped
+    in MULTI/EXEC, so the old keys disappear and the new ones appear in one step. Every value is
+    read and checked before anything is sent: a bad CSV raises before Redis is touched.
+    """
     import redis
 
     try:
-        commands = list(redis_commands(directory, prefix))
-        old = [k for family in REDIS_FAMILIES for k in client.scan_iter(match=prefix + family, count=5000)]
-        pipe = client.pipeline(transaction=True)
-        for start in range(0, len(old), 1000):
-            pipe.unlink(*old[start:start + 1000])
-        for command in commands:
-            pipe.execute_command(*command)
-        pipe.execute()
-    except (redis.RedisError, KeyError, ValueError, csv.Error) as exc:
+        commands = list(redis_commands(directory, prefix))  # parses and validates every row first
+    except (KeyError, ValueError, csv.Error) as exc:
+        raise DatasetError(f"seeding Redis failed, nothing was changed: {type(exc).__name__}: {exc}") from None
+    marker = os.urandom(16).hex().encode()
+    try:
+        old = [k for k in client.scan_iter(match=prefix + "*", count=10_000)
+               if k[len(prefix):].startswith(REDIS_FAMILIES)]
+        chunks = [resp("MULTI")]
+        chunks += [resp("UNLINK", *old[i:i + 1000]) for i in range(0, len(old), 1000)]
+        chunks += [resp(*command) for command in commands]
+        chunks += [resp("EXEC"), resp("ECHO", marker)]
+        _pipe(client, b"".join(chunks), marker)
+    except (redis.RedisError, OSError) as exc:
         raise DatasetError(f"seeding Redis failed, nothing was changed: {type(exc).__name__}: {exc}") from None
     if progress:
         progress(len(commands))
     return {"keys": len({c[1] for c in commands}), "commands": len(commands)}
+
+
+def _pipe(client, payload: bytes, marker: bytes) -> None:
+    """Send ``payload`` on a connection of ``client``'s pool and read replies up to the marker."""
+    import redis
+
+    connection = client.connection_pool.get_connection()
+    try:
+        connection.send_packed_command([payload], check_health=False)
+        sock = connection._sock
+        tail = b"$%d\r\n%b\r\n" % (len(marker), marker)
+        received = bytearray()
+        while not received.endswith(tail):
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                raise redis.ConnectionError("Redis closed the connection while loading")
+            received += chunk
+        # Replies are +OK, +QUEUED, integers and one array: any '-' reply is an error
+        # (-EXECABORT when a command was refused, so nothing was applied).
+        if received.startswith(b"-") or b"\r\n-" in received:
+            start = received.find(b"-") if received.startswith(b"-") else received.find(b"\r\n-") + 2
+            raise redis.ResponseError(received[start:received.find(b"\r\n", start)].decode(errors="replace"))
+    except BaseException:
+        connection.disconnect()  # the connection's state is unknown: never reuse it
+        raise
+    finally:
+        client.connection_pool.release(connection)
