@@ -21,6 +21,22 @@ stop_started() {
 }
 trap stop_started EXIT
 
+# Tools the tests use that do not come from PyPI: Docker Compose 1.29 validates docker/compose.yml
+# without an engine; Chromium runs the browser test.
+missing=()
+command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v chromium >/dev/null || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing ${missing[*]} (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+      || { echo "error: apt-get install ${missing[*]} failed" >&2; exit 1; }
+  else
+    echo "warning: ${missing[*]} not installed (needs root + apt-get); the tests that use them will fail" >&2
+  fi
+fi
+
 echo "== database servers"
 dbcourse services up --install --started-file "$started" || { echo "error: the servers did not all start" >&2; exit 1; }
 t_services=$(date +%s)

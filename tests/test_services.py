@@ -118,6 +118,25 @@ def test_postgres_life_cycle_native(tmp_path):
             shutil.rmtree(server.base.parent, ignore_errors=True)
 
 
+def test_mysql_life_cycle_native(tmp_path):
+    settings = _temp_settings(tmp_path, mysql=free_port())
+    try:
+        [status] = services.up(["mysql"], settings=settings, log=lambda _: None)
+        assert status.up and status.mode == "native", status.detail
+        conn = connect.connect_mysql(url=settings.mysql.url)
+        with conn.cursor() as cur:
+            cur.execute("SELECT CURRENT_USER(), DATABASE(), @@character_set_server, @@local_infile")
+            user, database, charset, local_infile = cur.fetchone()
+        conn.close()
+        assert user.startswith("course@") and database == "course"
+        assert charset == "utf8mb4" and local_infile == 1
+        pid = native.MySQL(settings).pid()
+        services.down(["mysql"], settings=settings, log=lambda _: None)
+        assert not native.pid_alive(pid)
+    finally:
+        services.down(["mysql"], settings=settings, log=lambda _: None)
+
+
 def test_down_never_stops_a_server_the_course_did_not_start(tmp_path):
     port = free_port()
     own = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",

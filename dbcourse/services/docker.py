@@ -42,7 +42,9 @@ def compose(settings: Settings, *args: str, timeout: float = 600) -> subprocess.
     command = compose_command()
     if command is None:
         raise RuntimeError("Docker Compose is not installed (neither `docker compose` nor `docker-compose`)")
-    full = [*command, "-f", str(compose_file(settings)), "--project-directory", str(settings.root)]
+    # Paths in the compose file are relative to docker/ (its own folder); the .env file is the
+    # course's, at the root of the repository.
+    full = [*command, "-f", str(compose_file(settings)), "-p", "dbcourse"]
     env_file = settings.root / ".env"
     if env_file.exists():
         full += ["--env-file", str(env_file)]

@@ -214,7 +214,7 @@ class Postgres(NativeServer):
         # which must be able to reach the data folder. If it cannot (a project under /root,
         # say), the data lives in a folder of its own under /var/lib/dbcourse.
         if is_root() and not self._reachable_by_postgres(self.base):
-            digest = hashlib.sha1(str(settings.root).encode()).hexdigest()[:12]
+            digest = hashlib.sha1(str(self.base).encode()).hexdigest()[:12]
             self.base = Path("/var/lib/dbcourse") / digest / "postgres"
 
     @staticmethod
@@ -325,11 +325,8 @@ class MySQL(NativeServer):
     def server_binary(self) -> str | None:
         return find_binary("mariadbd", "mysqld", extra_dirs=self.SBIN)
 
-    def client_binary(self) -> str | None:
-        return find_binary("mariadb", "mysql", extra_dirs=self.SBIN)
-
     def available(self) -> bool:
-        return bool(self.server_binary() and self.client_binary())
+        return bool(self.server_binary())
 
     @property
     def flavor(self) -> str:
@@ -374,20 +371,39 @@ class MySQL(NativeServer):
         subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)
 
-    def _admin_args(self) -> list[str]:
-        admin = "root" if is_root() or self.flavor == "mysql" else self.os_user
-        return [self.client_binary(), "--no-defaults", f"--socket={self.socket}", "-u", admin]
+    def _admin_connect(self):
+        """The server's administrator through the socket: MariaDB's root (or the OS user that
+        installed it) authenticates by the socket's peer credentials, MySQL 8's root has no
+        password after --initialize-insecure. PyMySQL handles both, no client binary needed."""
+        import pymysql
+
+        user = "root" if is_root() or self.flavor == "mysql" else self.os_user
+        return pymysql.connect(unix_socket=str(self.socket), user=user, password="", connect_timeout=2,
+                               autocommit=True)
 
     def wait_ready(self) -> None:
         # The course's user does not exist yet on a fresh data folder: wait for the admin login.
-        ready = wait_until(lambda: self.socket.exists() and self.run(
-            self._admin_args() + ["-e", "SELECT 1"], check=False).returncode == 0, 60, 0.3)
-        if not ready:
+        def admin_ok() -> bool:
+            if not self.socket.exists():
+                return False
+            try:
+                self._admin_connect().close()
+                return True
+            except Exception:
+                return False
+
+        if not wait_until(admin_ok, 60, 0.3):
             raise StartError(f"{self.flavor} did not start; log:\n{tail(self.log_file)}")
 
-    def admin_sql(self, statements: str) -> None:
+    def admin_sql(self, statements: list[str]) -> None:
         """Run SQL as the server's administrator, through the socket (no password needed)."""
-        self.run(self._admin_args() + ["-e", statements])
+        conn = self._admin_connect()
+        try:
+            with conn.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+        finally:
+            conn.close()
 
     def bootstrap(self, log: Log) -> None:
         user = (self.server.user or "course").replace("'", "''")
@@ -402,7 +418,7 @@ class MySQL(NativeServer):
             ]
         statements.append(f"CREATE DATABASE IF NOT EXISTS `{database}` "
                           "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-        self.admin_sql(";\n".join(statements) + ";")
+        self.admin_sql(statements)
 
 
 # --------------------------------------------------------------------------- Redis
