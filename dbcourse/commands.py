@@ -119,6 +119,18 @@ def _reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import yaml
+
+    from .runner import run
+
+    parameters = {name: yaml.safe_load(value) for name, value in args.parameter}
+    results = run(args.notebooks, Path(args.out), parameters, timeout=args.timeout)
+    return 0 if all(r.ok for r in results) else 1
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the build, release, data, grade and run sub-commands."""
     rel = sub.add_parser("release", help="regenerate notebooks/ (learner versions) from solutions/")
@@ -160,3 +172,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     reset.add_argument("--namespace", help="another namespace than the chapter's own")
     reset.add_argument("--scale", choices=["small", "large"], default="small")
     reset.set_defaults(func=_reset)
+
+    runp = sub.add_parser("run", help="execute notebooks with papermill (all solutions by default) and write an "
+                                      "HTML summary")
+    runp.add_argument("notebooks", nargs="*", help="names in solutions/ (e.g. 04a_sqlalchemy) or .ipynb paths")
+    runp.add_argument("--out", default="artifacts/run", help="output folder (default: artifacts/run)")
+    runp.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                      help="a notebook parameter, e.g. -p backend postgres -p scale large")
+    runp.add_argument("--timeout", type=int, default=1800, help="seconds a cell may run (default 1800)")
+    runp.set_defaults(func=_run)

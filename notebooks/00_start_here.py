@@ -38,7 +38,10 @@
 # change them; you never need to.
 namespace = None
 scale = "small"
-postgres_url = mysql_url = mongodb_url = redis_url = None
+postgres_url = None
+mysql_url = None
+mongodb_url = None
+redis_url = None
 
 # %%
 import dbcourse
