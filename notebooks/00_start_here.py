@@ -290,7 +290,7 @@ check.kinds(kinds)
 #     bykey -- no --> shape{"Records of varying shape,<br/>read and written whole?"}
 #     shape -- yes --> doc[("Document<br/>MongoDB")]
 #     shape -- no --> hops{"Questions that walk relationships<br/>many hops deep?"}
-#     hops -- yes --> graph[("Graph: Neo4j<br/>or a recursive CTE")]
+#     hops -- yes --> graphdb[("Graph: Neo4j<br/>or a recursive CTE")]
 #     hops -- no --> time{"Timestamped measurements,<br/>queried by time window?"}
 #     time -- yes --> ts[("Time-series<br/>TimescaleDB, InfluxDB")]
 #     time -- no --> rel
