@@ -77,3 +77,13 @@ def test_every_notebook_has_setup_parameters(root, folder):
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, f"{py.name}: exactly one cell should be tagged 'parameters'"
         assert "namespace = None" in tagged[0].source, py.name
+
+
+@pytest.mark.parametrize("folder", ["solutions", "notebooks"])
+def test_papermill_reads_every_parameter(root, folder):
+    import papermill
+
+    for ipynb in sorted((root / folder).glob("[0-9]*.ipynb")):
+        names = set(papermill.inspect_notebook(str(ipynb)))
+        expected = {"namespace", "scale", "postgres_url", "mysql_url", "mongodb_url", "redis_url"}
+        assert expected <= names, f"{ipynb.name}: papermill sees only {sorted(names)} (one assignment per line)"
