@@ -34,15 +34,13 @@ def fetch_rows(source: Any, columns: Sequence[str] | None = None) -> Rows:
     """Build :class:`Rows` from a cursor, a SQLAlchemy result, a DataFrame, dicts or tuples."""
     if isinstance(source, Rows):
         return source
-    try:
+    if type(source).__module__.startswith("pandas"):  # import pandas only for a DataFrame (slow import)
         import pandas as pd
 
         if isinstance(source, pd.DataFrame):
             frame = source.reset_index(drop=True) if isinstance(source.index, pd.RangeIndex) else source.reset_index()
             return Rows([str(c) for c in frame.columns],
                         [tuple(None if _isnan(v) else v for v in row) for row in frame.itertuples(index=False)])
-    except ImportError:  # pragma: no cover
-        pass
     if hasattr(source, "keys") and hasattr(source, "fetchall") and callable(source.keys):  # SQLAlchemy Result
         cols = list(source.keys())
         return Rows(cols, [tuple(r) for r in source.fetchall()])
