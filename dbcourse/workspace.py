@@ -52,6 +52,23 @@ class Workspace:
         """SQLAlchemy URL of an SQLite file in the scratch folder (for ``%sql`` and engines)."""
         return f"sqlite:///{self.folder / name}"
 
+    def sql_connect(self, url: str | None = None) -> None:
+        """Connect the ``%sql`` magic, as ``%sql URL`` does (default: the shop's SQLite file).
+
+        It first closes a connection the magic may still hold to that URL: after the setup cell
+        has run again, that would read the replaced (deleted) file. Works with JupySQL and
+        ipython-sql. Load the extension first (``%load_ext sql``).
+        """
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        url = url or self.sqlite_url()
+        try:
+            shell.run_line_magic("sql", f"--close {url}")
+        except Exception:  # noqa: BLE001 - nothing to close
+            pass
+        shell.run_line_magic("sql", url)
+
     # -- PostgreSQL
     @property
     def postgres_url(self) -> str:

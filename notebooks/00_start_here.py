@@ -377,8 +377,9 @@ print("All four database servers are up." if not down else f"Down: {down}: run t
 # %load_ext sql
 # %config SqlMagic.displaycon = False
 # %config SqlMagic.feedback = False
-# Usually you would type `%sql sqlite:///bank.db`; here the URL is your namespace's file:
-get_ipython().run_line_magic("sql", course.sqlite_url("bank-demo.db"))
+# %config SqlMagic.displaylimit = 0
+# Usually you would type `%sql sqlite:///bank.db`; this connects to your namespace's file:
+course.sql_connect(course.sqlite_url("bank-demo.db"))
 
 # %% language="sql"
 # SELECT name, balance
