@@ -125,6 +125,16 @@ class Workspace:
         return self._redis
 
     @property
+    def redis_url(self) -> str:
+        """The URL of the Redis server this notebook uses (for ``redis.Redis.from_url``)."""
+        return self.urls.get("redis") or get_settings().redis.url
+
+    @property
+    def mongodb_url(self) -> str:
+        """The URL of the MongoDB server this notebook uses (for ``pymongo.MongoClient``)."""
+        return self.urls.get("mongodb") or get_settings().mongodb.url
+
+    @property
     def redis_prefix(self) -> str:
         return f"{self.namespace}:"
 
