@@ -160,6 +160,23 @@ def _callable(value: Any, name: str) -> None:
     expect(callable(value), f"`{name}` should be a function, not {type(value).__name__}.")
 
 
+def _expect_list(got: Any, message: str, hint: str | None = None) -> None:
+    """Fail with `message` unless `got` is a list or tuple.
+
+    A learner's function may return an unconsumed ``Result``: close it before failing, or its
+    open cursor stays on the pooled connection (on SQLite a later DROP TABLE on that connection
+    then fails with "database table is locked")."""
+    if isinstance(got, (list, tuple)):
+        return
+    close = getattr(got, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception:  # closing is best effort; the feedback below is what matters
+            pass
+    fail(message, hint=hint)
+
+
 # --------------------------------------------------------------------------- 04a.1 models
 
 def _column(table: Any, name: str, owner: str) -> Any:
@@ -335,9 +352,8 @@ ORDER BY p.title
 def _check_title_lists(func: Callable, session: Any, conn: Any, emails: list[str], engine: Any) -> None:
     for email in emails:
         got = _call(f"published_titles(session, {email!r})", func, session, email, engine=engine)
-        expect(isinstance(got, (list, tuple)),
-               f"published_titles(session, {email!r}) returned {type(got).__name__}; expected a list of titles.",
-               hint="session.scalars(stmt).all() or list(session.scalars(stmt))")
+        _expect_list(got, f"published_titles(session, {email!r}) returned {type(got).__name__}; expected a list of titles.",
+                     hint="session.scalars(stmt).all() or list(session.scalars(stmt))")
         expected = _scalars(conn, PUBLISHED_TITLES, {"email": email, "yes": True})
         got = list(got)
         if sorted(map(str, got)) == sorted(map(str, expected)) and got != expected:
@@ -437,8 +453,7 @@ ORDER BY u.name
 def _check_authors(func: Callable, session: Any, conn: Any, tags: list[str], engine: Any) -> None:
     for tag in tags:
         got = _call(f"authors_with_tag(session, {tag!r})", func, session, tag, engine=engine)
-        expect(isinstance(got, (list, tuple)),
-               f"authors_with_tag(session, {tag!r}) returned {type(got).__name__}; expected a list of names.")
+        _expect_list(got, f"authors_with_tag(session, {tag!r}) returned {type(got).__name__}; expected a list of names.")
         got = list(got)
         expected = _scalars(conn, AUTHORS_WITH_TAG, {"tag": tag})
         if len(set(got)) < len(got):
