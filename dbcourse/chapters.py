@@ -33,8 +33,7 @@ CHAPTERS: dict[str, ChapterSpec] = {
     "05-mongodb": ChapterSpec("MongoDB", ("mongodb",), {"mongodb": "shop"}),
     "06-redis": ChapterSpec("Redis", ("redis", "postgres"), {"postgres": "shop", "redis": "shop"}),
     "07-optimization": ChapterSpec("Query optimization", ALL_SERVERS,
-                                   {"postgres": ("shop", "flights"), "mysql": "shop", "sqlite": "shop",
-                                    "mongodb": "shop"}),
+                                   {"postgres": ("shop", "flights"), "mysql": "shop", "sqlite": "shop"}),
     "08-production": ChapterSpec("Production patterns and capstone", ALL_SERVERS,
                                  {"postgres": "shop", "mysql": "shop", "mongodb": "shop"}),
 }
