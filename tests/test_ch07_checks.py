@@ -1,0 +1,395 @@
+"""Chapter 07 checks: each accepts a correct answer and rejects typical wrong ones with the right feedback.
+
+Runs against the real servers (PostgreSQL, MySQL, MongoDB, Redis) in a namespace of its own. The
+checks look at plans, documents examined and statements sent, never at timings, so these tests
+are as stable as the plans.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+from psycopg import sql
+from sqlalchemy import ForeignKey, Numeric, select, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
+
+import dbcourse
+from dbcourse import namespaces
+from dbcourse.checks import ExerciseFailed, NotAnswered
+from dbcourse.checks import ch07 as check
+from dbcourse.datasets import files, load_nosql
+
+
+@pytest.fixture(scope="module")
+def ws():
+    workspace = dbcourse.setup("07-optimization", namespace="test_ch07_checks", quiet=True,
+                               services=["postgres", "mysql", "mongodb", "redis"],
+                               data={"postgres": ("shop", "flights"), "mysql": "shop"})
+    load_nosql.load_mongodb(files.verified_folder("shop", "small"), workspace.mongo_db, collections=["users"])
+    yield workspace
+    leftovers = list(workspace.redis.scan_iter(match=workspace.key("*"), count=10_000))
+    mongo_indexes = sorted(workspace.mongo_db.users.index_information())
+    with workspace.connect_postgres() as conn:
+        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        pg_indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
+    mysql = workspace.connect_mysql()
+    with mysql.cursor() as cur:
+        cur.execute("SHOW INDEX FROM orders")
+        mysql_indexes = {r[2] for r in cur.fetchall()}
+    mysql.close()
+    workspace.close()
+    namespaces.clear_redis(workspace.namespace)
+    namespaces.drop_postgres(workspace.namespace)
+    namespaces.drop_mysql(workspace.namespace)
+    namespaces.drop_mongodb(workspace.namespace)
+    shutil.rmtree(namespaces.sqlite_dir(workspace.namespace), ignore_errors=True)
+    # the checks leave the namespace as they found it
+    assert leftovers == [], "checks must delete the Redis keys they create"
+    assert mongo_indexes == ["_id_"], mongo_indexes
+    assert "copy_check" not in tables and "copy_check_log" not in tables
+    assert not [i for i in pg_indexes if i.startswith("check_") or i.startswith("ex_")], pg_indexes
+    assert mysql_indexes == {"PRIMARY", "user_id"}, mysql_indexes
+
+
+def rejects(exercise, *args, pattern: str, hidden: bool = False) -> str:
+    with pytest.raises(ExerciseFailed) as info:
+        exercise(*args, hidden=hidden)
+    message = str(info.value)
+    assert re.search(pattern, message, re.S), message
+    return message
+
+
+# --------------------------------------------------------------------------- 07.1
+
+def test_session_index_accepts_an_index_on_session_id(ws):
+    for ddl in ("CREATE INDEX ex_session ON events (session_id)",
+                "CREATE INDEX ex_session ON events (session_id, occurred_at)"):
+        check.session_index(ddl, ws)
+        check.session_index(ddl, ws, hidden=True)
+
+
+def test_session_index_leaves_nothing_behind(ws):
+    check.session_index("CREATE INDEX ex_session ON events (session_id)", ws)
+    with ws.connect_postgres() as conn:
+        assert "ex_session" not in {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes")}
+        assert conn.execute("SELECT count(*) FROM events WHERE session_id = 'check-071'").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("ddl, pattern", [
+    (None, "no answer yet"),
+    ("CREATE INDEX ex_type ON events (event_type)", r"still reads the whole table: .*Seq Scan"),
+    ("CREATE INDEX CONCURRENTLY ex_session ON events (session_id)", "CONCURRENTLY cannot run inside"),
+    ("CREATE INDEX ex_session ON event (session_id)", "failed in PostgreSQL: UndefinedTable"),
+    ("SELECT 1", "created no new index on events"),
+])
+def test_session_index_rejects(ws, ddl, pattern):
+    exercise = check.session_index
+    if ddl is None:
+        with pytest.raises(NotAnswered):
+            exercise(ddl, ws)
+        return
+    rejects(exercise, ddl, ws, pattern=pattern)
+
+
+def test_session_index_hidden_rejects_over_indexing(ws):
+    ddl = ("CREATE INDEX ex_a ON events (session_id); CREATE INDEX ex_b ON events (event_type); "
+           "CREATE INDEX ex_c ON events (occurred_at)")
+    check.session_index(ddl, ws)
+    rejects(check.session_index, ddl, ws, hidden=True, pattern="created 3 indexes; one is enough")
+
+
+# --------------------------------------------------------------------------- 07.2
+
+def test_departures_index_accepts_equality_columns_first_in_any_order(ws):
+    for columns in ("carrier, origin, time_hour", "origin, carrier, time_hour",
+                    "carrier, origin, time_hour, dest"):
+        check.departures_index(f"CREATE INDEX ex_dep ON flights ({columns})", ws, hidden=True)
+
+
+@pytest.mark.parametrize("columns, pattern", [
+    ("time_hour, carrier, origin", "starts with time_hour, the range column"),
+    ("carrier, origin", r"still sorts them \(a Sort node\)"),
+    ("dest", "does not use your new index"),
+])
+def test_departures_index_rejects_wrong_column_orders(ws, columns, pattern):
+    rejects(check.departures_index, f"CREATE INDEX ex_dep ON flights ({columns})", ws, hidden=True, pattern=pattern)
+
+
+# --------------------------------------------------------------------------- 07.3 (MySQL)
+
+def test_pending_index_accepts_status_then_ordered_at_and_drops_it(ws):
+    check.pending_index("CREATE INDEX ex_pending ON orders (status, ordered_at)", ws)
+    check.pending_index("CREATE INDEX ex_pending ON orders (status, ordered_at)", ws, hidden=True)
+
+
+@pytest.mark.parametrize("columns, pattern", [
+    ("ordered_at, status", r"EXPLAIN does not use your index|Using filesort|key part"),
+    ("status", r"still sorted after reading \(.*Using filesort"),
+    ("user_id, status", "EXPLAIN does not use your index"),   # InnoDB's foreign-key index games: still dropped
+])
+def test_pending_index_rejects(ws, columns, pattern):
+    rejects(check.pending_index, f"CREATE INDEX ex_pending ON orders ({columns})", ws, pattern=pattern)
+
+
+def test_pending_index_reports_a_mysql_error(ws):
+    rejects(check.pending_index, "CREATE INDEX ex_pending ON orders (no_such_column)", ws,
+            pattern="failed in MySQL: .*no_such_column")
+
+
+# --------------------------------------------------------------------------- 07.4 (MongoDB)
+
+def test_users_index_accepts_the_esr_index(ws):
+    check.users_index([("country", 1), ("is_active", 1), ("signup_at", -1)], ws, hidden=True)
+    check.users_index({"is_active": 1, "country": 1, "signup_at": -1}, ws)
+
+
+@pytest.mark.parametrize("keys, pattern", [
+    ([("country", 1), ("is_active", 1)], r"not in signup_at order|examines|COLLSCAN"),
+    ([("signup_at", -1)], r"COLLSCAN|examines|lead the index"),
+    ([("country", "up")], "not a \\(field, direction\\) pair"),
+    ([], "should be a list of"),
+])
+def test_users_index_rejects(ws, keys, pattern):
+    rejects(check.users_index, keys, ws, pattern=pattern)
+
+
+# --------------------------------------------------------------------------- 07.5
+
+def test_reviews_covering_accepts_include_or_key_columns(ws):
+    for ddl in ("CREATE INDEX ex_cov ON reviews (product_id) INCLUDE (rating, created_at)",
+                "CREATE INDEX ex_cov ON reviews (product_id, rating, created_at)"):
+        check.reviews_covering(ddl, ws, hidden=True)
+
+
+def test_reviews_covering_rejects_an_index_that_does_not_cover(ws):
+    rejects(check.reviews_covering, "CREATE INDEX ex_cov ON reviews (product_id)", ws,
+            pattern="reads each row from the table|does not use your new index")
+    rejects(check.reviews_covering, "CREATE INDEX ex_cov ON reviews (product_id) INCLUDE (rating)", ws,
+            pattern="reads each row from the table|does not use your new index")
+
+
+# --------------------------------------------------------------------------- 07.6 (N+1)
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    user_id: Mapped[int] = mapped_column(primary_key=True)
+    full_name: Mapped[str]
+    orders: Mapped[list["Order"]] = relationship(back_populates="user", order_by="Order.order_id")
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    order_id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.user_id"))
+    user: Mapped[User] = relationship(back_populates="orders")
+    items: Mapped[list["OrderItem"]] = relationship()
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+    order_item_id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.order_id"))
+    unit_price = mapped_column(Numeric(10, 2))
+
+
+def report_eager(session, user_ids):
+    users = session.scalars(select(User).where(User.user_id.in_(user_ids))
+                            .options(selectinload(User.orders).selectinload(Order.items)).order_by(User.user_id))
+    return [(u.user_id, u.full_name, len(u.orders), sum(len(o.items) for o in u.orders)) for u in users]
+
+
+def report_lazy(session, user_ids):
+    users = session.scalars(select(User).where(User.user_id.in_(user_ids)).order_by(User.user_id))
+    return [(u.user_id, u.full_name, len(u.orders), sum(len(o.items) for o in u.orders)) for u in users]
+
+
+def report_one_sql(session, user_ids):
+    rows = session.execute(text(check.CUSTOMER_REPORT_SQL.replace("%s", ":ids")), {"ids": list(user_ids)})
+    return [tuple(r) for r in rows]
+
+
+def test_customer_report_accepts_eager_loading_and_plain_sql(ws):
+    check.customer_report(report_eager, ws, hidden=True)
+    check.customer_report(report_one_sql, ws, hidden=True)
+
+
+def test_customer_report_rejects_n_plus_one(ws):
+    rejects(check.customer_report, report_lazy, ws, pattern=r"For 10 customers .* sent \d+ statements, for 40 it "
+                                                             r"sent \d+: one more query per customer")
+
+
+def test_customer_report_rejects_wrong_rows_and_crashes(ws):
+    def wrong_order(session, user_ids):
+        return list(reversed(report_eager(session, user_ids)))
+
+    def inner_join(session, user_ids):   # drops customers without orders
+        return [row for row in report_eager(session, user_ids) if row[2] > 0]
+
+    def crash(session, user_ids):
+        raise ValueError("boom")
+
+    rejects(check.customer_report, wrong_order, ws, pattern="not in the order asked")
+    rejects(check.customer_report, inner_join, ws, pattern=r"row\(s\); expected")
+    rejects(check.customer_report, crash, ws, pattern="raised ValueError: boom")
+
+
+# --------------------------------------------------------------------------- 07.7 (keyset)
+
+KEYSET = """SELECT order_id, user_id, status, ordered_at FROM orders
+WHERE (ordered_at, order_id) < (%(after_at)s, %(after_id)s)
+ORDER BY ordered_at DESC, order_id DESC LIMIT %(page_size)s"""
+
+
+def test_keyset_accepts_the_row_comparison(ws):
+    check.keyset_page(KEYSET, ws)
+    check.keyset_page(KEYSET, ws, hidden=True)
+    with ws.connect_postgres() as conn:   # the index the check needed was rolled back with it
+        assert "check_orders_keyset" not in {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes")}
+
+
+def test_keyset_rejects_an_or_filter_that_reads_everything(ws):
+    or_form = KEYSET.replace("(ordered_at, order_id) < (%(after_at)s, %(after_id)s)",
+                             "ordered_at < %(after_at)s OR (ordered_at = %(after_at)s AND order_id < %(after_id)s)")
+    rejects(check.keyset_page, or_form, ws, pattern=r"reads [\d,]+ rows: it still walks past every newer order")
+
+
+def test_keyset_rejects_wrong_pages(ws):
+    no_tie_breaker = KEYSET.replace("(ordered_at, order_id) < (%(after_at)s, %(after_id)s)",
+                                    "ordered_at < %(after_at)s")
+    check.keyset_page(no_tie_breaker, ws)   # without ties in the data the visible test cannot tell...
+    rejects(check.keyset_page, no_tie_breaker, ws, hidden=True, pattern="values differ|row\\(s\\); expected")
+    rejects(check.keyset_page, KEYSET.replace("<", ">").replace("DESC", "ASC"), ws,
+            pattern=r"The page after order \d+")
+    rejects(check.keyset_page, "SELECT order_id FROM orders WHERE order_id < %s", ws, pattern="failed before reaching PostgreSQL: TypeError")
+
+
+# --------------------------------------------------------------------------- 07.8 (COPY)
+
+def copy_rows(conn, table, columns, rows):
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table),
+                                                          sql.SQL(", ").join(map(sql.Identifier, columns)))
+    with conn.cursor() as cur:
+        with cur.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    return len(rows)
+
+
+def test_copy_loader_accepts_copy_with_write_row(ws):
+    check.copy_loader(copy_rows, ws, hidden=True)
+
+
+def test_copy_loader_rejects_inserts(ws):
+    def insert_rows(conn, table, columns, rows):
+        statement = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
+            sql.SQL(", ").join(sql.Placeholder() * len(columns)))
+        with conn.cursor() as cur:
+            cur.executemany(statement, rows)
+        return len(rows)
+
+    rejects(check.copy_loader, insert_rows, ws, pattern="not through COPY")
+
+
+def test_copy_loader_rejects_one_copy_per_row_and_hand_made_lines(ws):
+    def copy_per_row(conn, table, columns, rows):
+        for row in rows:
+            copy_rows(conn, table, columns, [row])
+        return len(rows)
+
+    def hand_made(conn, table, columns, rows):   # breaks on tabs, newlines, backslashes, NULLs
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table),
+                                                              sql.SQL(", ").join(map(sql.Identifier, columns)))
+        with conn.cursor() as cur, cur.copy(statement) as copy:
+            for row in rows:
+                copy.write("\t".join("\\N" if v is None else str(v) for v in row) + "\n")
+        return len(rows)
+
+    def f_string(conn, table, columns, rows):   # a reserved word as a column name breaks it
+        with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return len(rows)
+
+    rejects(check.copy_loader, copy_per_row, ws, pattern="ran COPY 500 times")
+    check.copy_loader(hand_made, ws)   # plain values pass...
+    rejects(check.copy_loader, hand_made, ws, hidden=True, pattern="values differ|raised")
+    rejects(check.copy_loader, f_string, ws, hidden=True, pattern="psycopg.sql.Identifier")
+
+
+def test_copy_loader_rejects_a_wrong_count(ws):
+    def no_count(conn, table, columns, rows):
+        copy_rows(conn, table, columns, rows)
+
+    rejects(check.copy_loader, no_count, ws, pattern="returned None; expected the number of rows loaded, 500")
+
+
+# --------------------------------------------------------------------------- 07.9 (cache)
+
+def make_route_stats(ws, *, ttl=600, key_per_route=True, decimal=False):
+    def route_stats(engine, r, origin, dest):
+        key = ws.key("cache", "route", origin, dest) if key_per_route else ws.key("cache", "route")
+        cached = r.get(key)
+        if cached is not None:
+            return json.loads(cached)
+        with engine.connect() as conn:
+            flights, avg = conn.execute(text("SELECT count(*), avg(arr_delay) FROM flights "
+                                             "WHERE origin = :o AND dest = :d"), {"o": origin, "d": dest}).one()
+        value = None if avg is None else (round(avg, 1) if decimal else round(float(avg), 1))
+        stats = {"flights": flights, "avg_arr_delay": value}
+        r.set(key, json.dumps(stats, default=str), ex=ttl) if ttl else r.set(key, json.dumps(stats, default=str))
+        return stats
+    return route_stats
+
+
+def test_route_cache_accepts_cache_aside(ws):
+    check.route_cache(make_route_stats(ws), ws, hidden=True)
+
+
+def test_route_cache_rejects(ws):
+    def no_cache(engine, r, origin, dest):
+        with engine.connect() as conn:
+            flights, avg = conn.execute(text(check.ROUTE_SQL.replace("%s", ":o", 1).replace("%s", ":d")),
+                                        {"o": origin, "d": dest}).one()
+        return {"flights": flights, "avg_arr_delay": None if avg is None else round(float(avg), 1)}
+
+    rejects(check.route_cache, no_cache, ws, pattern="no new Redis key")
+    rejects(check.route_cache, make_route_stats(ws, ttl=None), ws, pattern="has no expiry")
+    rejects(check.route_cache, make_route_stats(ws, key_per_route=False), ws, pattern="sent no query|expected")
+    rejects(check.route_cache, make_route_stats(ws, decimal=True), ws, pattern="cached answer .* differs")
+
+
+# --------------------------------------------------------------------------- 07.10 (SKIP LOCKED)
+
+def claim_skip_locked(conn):
+    row = conn.execute("""UPDATE jobs SET status = 'running' WHERE job_id = (
+        SELECT job_id FROM jobs WHERE status = 'queued' ORDER BY job_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+        RETURNING job_id""").fetchone()
+    return row[0] if row else None
+
+
+def test_claim_job_accepts_skip_locked(ws):
+    check.claim_job(claim_skip_locked, ws, hidden=True)
+
+
+def test_claim_job_rejects_waiting_and_not_marking(ws):
+    def waits(conn):
+        row = conn.execute("""UPDATE jobs SET status = 'running' WHERE job_id = (
+            SELECT job_id FROM jobs WHERE status = 'queued' ORDER BY job_id LIMIT 1 FOR UPDATE)
+            RETURNING job_id""").fetchone()
+        return row[0] if row else None
+
+    def does_not_mark(conn):
+        row = conn.execute("SELECT job_id FROM jobs WHERE status = 'queued' ORDER BY job_id LIMIT 1 "
+                           "FOR UPDATE SKIP LOCKED").fetchone()
+        return row[0] if row else None
+
+    rejects(check.claim_job, waits, ws, pattern="waited for a job another worker has locked")
+    rejects(check.claim_job, does_not_mark, ws, pattern="still 'queued'")
