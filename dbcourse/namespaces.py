@@ -75,13 +75,41 @@ def list_postgres(*, url: str | None = None) -> list[str]:
     return [r[0] for r in rows]
 
 
+MYSQL_LOCK_WAIT_S = 20
+
+
+def _drop_mysql_database(cur, ns: str) -> None:
+    """DROP DATABASE, after closing the other connections that use it (as PostgreSQL's
+    ``WITH (FORCE)`` does): an open transaction of an earlier run (a kernel still holding its
+    connections) would otherwise make DROP wait for its metadata locks, for a day on MariaDB and
+    a year on MySQL (``lock_wait_timeout``)."""
+    import pymysql
+
+    cur.execute("SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()", [ns])
+    for (thread_id,) in cur.fetchall():
+        try:
+            cur.execute(f"KILL CONNECTION {int(thread_id)}")
+        except pymysql.err.OperationalError:  # it ended meanwhile (1094), or we may not (1095)
+            pass
+    cur.execute(f"SET SESSION lock_wait_timeout = {MYSQL_LOCK_WAIT_S}")
+    try:
+        cur.execute(f"DROP DATABASE IF EXISTS `{ns}`")
+    except pymysql.err.OperationalError as exc:
+        if exc.args and exc.args[0] == 1205:  # ER_LOCK_WAIT_TIMEOUT
+            raise BadParameter(
+                f"MySQL could not drop the database {ns!r}: another connection keeps a transaction open "
+                f"on it (waited {MYSQL_LOCK_WAIT_S} s). Restart the kernel of the other notebook that uses "
+                f"it (or this one: Kernel > Restart), then run the setup cell again.") from None
+        raise
+
+
 def create_mysql(ns: str, *, url: str | None = None) -> None:
     from .connect import connect_mysql
 
     conn = connect_mysql(database="", url=url)
     try:
         with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{ns}`")
+            _drop_mysql_database(cur, ns)
             cur.execute(f"CREATE DATABASE `{ns}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     finally:
         conn.close()
@@ -93,7 +121,7 @@ def drop_mysql(ns: str, *, url: str | None = None) -> None:
     conn = connect_mysql(database="", url=url)
     try:
         with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{ns}`")
+            _drop_mysql_database(cur, ns)
     finally:
         conn.close()
 
@@ -180,6 +208,58 @@ def create_sqlite(ns: str, **_) -> Path:
     return folder
 
 
+# ---------------------------------------------------------------- roles and users of a namespace
+# Chapter 08 creates login roles (PostgreSQL) and users (MySQL) named ``<namespace>_<suffix>``.
+# The notebook drops them itself; these catch what an interrupted run or a stopped grading run
+# left behind (``reset_all``: ``dbcourse services reset`` and the grader's clean-up).
+
+def drop_postgres_roles(match: str, *, url: str | None = None) -> list[str]:
+    """Drop the login roles whose names start with ``match``; returns the names dropped."""
+    import psycopg
+    from psycopg import sql
+
+    from .connect import connect_postgres
+
+    dropped = []
+    with connect_postgres(url=url, autocommit=True) as conn:
+        roles = [r[0] for r in conn.execute(
+            "SELECT rolname FROM pg_roles WHERE left(rolname, %s) = %s AND rolname <> current_user "
+            "ORDER BY 1", [len(match), match])]
+        for role in roles:
+            try:
+                conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))  # its grants here
+                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+                dropped.append(role)
+            except psycopg.Error:  # still granted something in another database: leave it
+                pass
+    return dropped
+
+
+def drop_mysql_users(match: str, *, url: str | None = None) -> list[str]:
+    """Drop the MySQL users whose names start with ``match``; returns ``user@host`` of each."""
+    import pymysql
+
+    from .connect import connect_mysql
+
+    dropped = []
+    conn = connect_mysql(database="", url=url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT user, host FROM mysql.user WHERE LEFT(user, %s) = %s AND user <> "
+                        "SUBSTRING_INDEX(CURRENT_USER(), '@', 1) ORDER BY 1, 2", [len(match), match])
+            for user, host in cur.fetchall():
+                try:
+                    cur.execute("DROP USER %s@%s", [user, host])
+                    dropped.append(f"{user}@{host}")
+                except pymysql.Error:
+                    pass
+    finally:
+        conn.close()
+    return dropped
+
+
+DROP_ACCOUNTS = {"postgres": drop_postgres_roles, "mysql": drop_mysql_users}
+
 CREATE = {"postgres": create_postgres, "mysql": create_mysql, "mongodb": create_mongodb,
           "redis": create_redis, "sqlite": create_sqlite}
 DROP = {"postgres": drop_postgres, "mysql": drop_mysql, "mongodb": drop_mongodb, "redis": drop_redis}
@@ -200,7 +280,9 @@ def reset_all(names: Iterable[str] | None = None, *, match: str = PREFIX) -> lis
             continue
         for ns in found:
             DROP[name](ns)
-        report.append(f"{name}: dropped {len(found)} namespace(s)")
+        accounts = DROP_ACCOUNTS[name](match) if name in DROP_ACCOUNTS else []
+        report.append(f"{name}: dropped {len(found)} namespace(s)"
+                      + (f" and {len(accounts)} {'role' if name == 'postgres' else 'user'}(s)" if accounts else ""))
     if not names:
         work = get_settings().work_dir
         folders = sorted(work.glob(match + "*")) if work.exists() else []

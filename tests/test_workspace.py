@@ -106,3 +106,55 @@ def test_setup_with_a_down_server_fails_fast_naming_it():
         dbcourse.setup("test-down", services=["sqlite", "redis"], urls={"redis": url}, quiet=True)
     assert time.monotonic() - start < 3
     assert "dbcourse services up" in str(info.value)
+
+
+def test_a_kernel_holding_a_transaction_does_not_block_a_fresh_namespace():
+    """An earlier run's open transaction (metadata lock) would make MySQL's DROP DATABASE wait a day."""
+    ns = "test_ws_locked"
+    first = dbcourse.setup("ignored", services=["mysql"], namespace=ns, quiet=True)
+    holder = first.connect_mysql()
+    with holder.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+        cur.execute("INSERT INTO t VALUES (1)")
+        holder.commit()
+        cur.execute("SELECT * FROM t")  # a read inside a transaction that is never ended
+    start = time.monotonic()
+    again = dbcourse.setup("ignored", services=["mysql"], namespace=ns, quiet=True)
+    assert time.monotonic() - start < namespaces.MYSQL_LOCK_WAIT_S
+    conn = again.connect_mysql()
+    with conn.cursor() as cur:
+        assert cur.execute("SHOW TABLES") == 0
+    conn.close()
+    holder.close()
+    namespaces.drop_mysql(again.namespace)
+
+
+def test_reset_drops_the_roles_and_users_a_namespace_created():
+    import psycopg
+    from psycopg import sql
+
+    from dbcourse.connect import connect_mysql, connect_postgres
+
+    role = "dbc_test_ws_acct_reader"
+    with connect_postgres(autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(role)))
+    my = connect_mysql(database="")
+    with my.cursor() as cur:
+        cur.execute("DROP USER IF EXISTS %s@'%%'", [role])
+        cur.execute("CREATE USER %s@'%%' IDENTIFIED BY 'x'", [role])
+    report = namespaces.reset_all(["postgres", "mysql"], match="dbc_test_ws_acct")
+    assert any("1 role(s)" in line for line in report), report
+    assert any("1 user(s)" in line for line in report), report
+    with connect_postgres(autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", [role]).fetchone()[0] == 0
+    with my.cursor() as cur:
+        cur.execute("SELECT count(*) FROM mysql.user WHERE user = %s", [role])
+        assert cur.fetchone()[0] == 0
+    my.close()
+    # a role of another prefix is left alone
+    with connect_postgres(autocommit=True) as conn:
+        assert not namespaces.drop_postgres_roles("dbc_test_ws_nobody_")
+        with pytest.raises(psycopg.Error):
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
