@@ -19,9 +19,10 @@
 # **After this chapter you will be able to**
 #
 # * say what a database gives a program that variables and files do not (persistence,
-#   consistency, fast queries, concurrency, structure, scale) and show each one running;
+#   consistency, fast queries, concurrency, structure, scale), and watch the first four at work;
 # * name the main kinds of databases and pick one for a given need, with a reason;
-# * check that the course's servers are up, start one that is down, and reset your data;
+# * check that the course's servers are up, start one that is down, and reset your data (and see
+#   a reset happen);
 # * answer an exercise, check it, and read the feedback.
 #
 # **Time**: about 45 minutes.
@@ -78,7 +79,7 @@ course = dbcourse.setup(
 # | **Structure** | a schema rejects data that breaks the rules | bad data slips in and is found much later |
 # | **Scale** | from kilobytes on a phone to terabytes on a cluster | you rewrite the storage layer when you grow |
 #
-# Let us see the first three run, with SQLite (a database that is just a file, built into Python).
+# Let us see the first four run, with SQLite (a database that is just a file, built into Python).
 #
 # ### Persistence
 #
@@ -94,6 +95,7 @@ notes_in_memory = {"first": "gone when the program stops"}
 db_path = course.path("persistence-demo.db")
 with closing(sqlite3.connect(db_path)) as conn:  # closing(): always close the connection
     with conn:  # a transaction: commit on success, roll back on an exception
+        conn.execute("DROP TABLE IF EXISTS notes")  # so that this cell can run again
         conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)")
         conn.execute("INSERT INTO notes (text) VALUES (?)", ("still here after a restart",))
 
@@ -119,6 +121,7 @@ with closing(sqlite3.connect(db_path)) as conn:  # a new connection, as a restar
 # %%
 with closing(sqlite3.connect(course.path("bank-demo.db"))) as conn:
     with conn:
+        conn.execute("DROP TABLE IF EXISTS accounts")
         conn.execute("CREATE TABLE accounts (name TEXT PRIMARY KEY, balance INTEGER NOT NULL CHECK (balance >= 0))")
         conn.executemany("INSERT INTO accounts VALUES (?, ?)", [("alice", 50), ("bob", 10)])
 
@@ -148,6 +151,7 @@ import random
 rng = random.Random(42)
 with closing(sqlite3.connect(course.path("readings-demo.db"))) as conn:
     with conn:
+        conn.execute("DROP TABLE IF EXISTS readings")  # its index goes with it
         conn.execute("CREATE TABLE readings (id INTEGER PRIMARY KEY, sensor TEXT, value REAL)")
         conn.executemany(
             "INSERT INTO readings (sensor, value) VALUES (?, ?)",
@@ -163,9 +167,51 @@ with closing(sqlite3.connect(course.path("readings-demo.db"))) as conn:
 # `SCAN` reads all 200,000 rows; `SEARCH ... USING COVERING INDEX` jumps straight to the few that
 # match. Chapter 07 measures the difference on a million rows: it is a factor of hundreds.
 #
-# **Concurrency**, **structure** and **scale** get whole sections later: isolation levels with
-# two live connections (chapter 02), schemas and constraints (chapters 01 and 08), replicas and
-# sharding (chapter 08).
+# ### Concurrency
+#
+# Two programs use the same data at the same time: here, two connections to one file, as two
+# users booking the last seat on a flight would. Alice's booking is still in progress (not
+# committed) when Bob looks at the seat and then tries to book it too. Bob's connection waits at
+# most half a second for a lock (`timeout=0.5`).
+#
+# %%
+seats_path = course.path("seats-demo.db")
+with closing(sqlite3.connect(seats_path)) as conn:
+    with conn:
+        conn.execute("DROP TABLE IF EXISTS seats")
+        conn.execute("CREATE TABLE seats (seat TEXT PRIMARY KEY, holder TEXT)")
+        conn.execute("INSERT INTO seats VALUES ('12A', NULL)")
+
+book = "UPDATE seats SET holder = ? WHERE seat = '12A' AND holder IS NULL"  # only a free seat
+who_has_it = "SELECT holder FROM seats WHERE seat = '12A'"
+alice = sqlite3.connect(seats_path)
+bob = sqlite3.connect(seats_path, timeout=0.5)
+try:
+    alice.execute(book, ("alice",))  # opens a transaction; not committed yet
+    print("Bob reads during Alice's booking:", bob.execute(who_has_it).fetchall())
+    try:
+        bob.execute(book, ("bob",))
+    except sqlite3.OperationalError as exc:
+        print("Bob books at the same time:      ", exc)
+        bob.rollback()  # Bob gives up
+    alice.commit()
+    print("Bob reads after Alice's commit:  ", bob.execute(who_has_it).fetchall())
+    with bob:
+        print("Bob books again: rows changed =", bob.execute(book, ("bob",)).rowcount)
+finally:
+    alice.close()
+    bob.close()
+
+# %% [markdown]
+# Bob never saw Alice's half-finished change; he saw the seat free (`None`) until she committed.
+# SQLite lets one writer at a time change a file, so Bob's booking had to wait, and after half a
+# second it gave up with `database is locked`. When he tried again the guard `holder IS NULL`
+# found the seat taken: no seat is ever sold twice. Server databases let many writers work at once
+# and lock single rows instead of the whole file; chapter 02 shows two live PostgreSQL connections
+# at different isolation levels.
+#
+# **Structure** and **scale** get whole sections later: schemas and constraints (chapters 01 and
+# 08), replicas and sharding (chapter 08).
 #
 # ### ACID
 #
@@ -221,6 +267,7 @@ ada = {"name": "Ada Lovelace", "born": 1815, "languages": ["English", "French"]}
 
 # PostgreSQL: a table with typed columns (an array column for the languages)
 with course.connect_postgres() as conn:
+    conn.execute("DROP TABLE IF EXISTS people")  # so that this cell can run again
     conn.execute("CREATE TABLE people (id serial PRIMARY KEY, name text NOT NULL, born int, languages text[])")
     conn.execute("INSERT INTO people (name, born, languages) VALUES (%s, %s, %s)",
                  (ada["name"], ada["born"], ada["languages"]))
@@ -228,24 +275,29 @@ with course.connect_postgres() as conn:
 
 # MySQL: a table too; no array type, so the languages go in a second table
 mysql_conn = course.connect_mysql()
-with mysql_conn.cursor() as cur:
-    cur.execute("CREATE TABLE people (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL, born INT)")
-    cur.execute("CREATE TABLE person_languages (person_id INT NOT NULL, language VARCHAR(50) NOT NULL,"
-                " PRIMARY KEY (person_id, language), FOREIGN KEY (person_id) REFERENCES people (id))")
-    cur.execute("INSERT INTO people (name, born) VALUES (%s, %s)", (ada["name"], ada["born"]))
-    cur.executemany("INSERT INTO person_languages VALUES (%s, %s)",
-                    [(cur.lastrowid, language) for language in ada["languages"]])
-    mysql_conn.commit()
-    cur.execute("SELECT p.name, p.born, GROUP_CONCAT(l.language ORDER BY l.language) FROM people p"
-                " JOIN person_languages l ON l.person_id = p.id GROUP BY p.id")
-    print("MySQL:     ", cur.fetchone())
-mysql_conn.close()
+try:
+    with mysql_conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS person_languages, people")
+        cur.execute("CREATE TABLE people (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL, born INT)")
+        cur.execute("CREATE TABLE person_languages (person_id INT NOT NULL, language VARCHAR(50) NOT NULL,"
+                    " PRIMARY KEY (person_id, language), FOREIGN KEY (person_id) REFERENCES people (id))")
+        cur.execute("INSERT INTO people (name, born) VALUES (%s, %s)", (ada["name"], ada["born"]))
+        cur.executemany("INSERT INTO person_languages VALUES (%s, %s)",
+                        [(cur.lastrowid, language) for language in ada["languages"]])
+        mysql_conn.commit()
+        cur.execute("SELECT p.name, p.born, GROUP_CONCAT(l.language ORDER BY l.language) FROM people p"
+                    " JOIN person_languages l ON l.person_id = p.id GROUP BY p.id")
+        print("MySQL:     ", cur.fetchone())
+finally:
+    mysql_conn.close()  # close it even when a statement fails
 
 # MongoDB: the dict goes in as it is, as a document
+course.mongo_db.people.delete_many({})
 course.mongo_db.people.insert_one(dict(ada))
 print("MongoDB:   ", course.mongo_db.people.find_one({"name": "Ada Lovelace"}, {"_id": 0}))
 
 # Redis: a hash under a key; every value is a string
+course.redis.delete(course.key("person", 1))
 course.redis.hset(course.key("person", 1), mapping={"name": ada["name"], "born": ada["born"],
                                                    "languages": ",".join(ada["languages"])})
 print("Redis:     ", course.redis.hgetall(course.key("person", 1)))
@@ -315,8 +367,19 @@ check.kinds(kinds)
 # %% [markdown]
 # ### Exercise 00.3 · Pick a store (part 1)
 #
-# For each scenario, choose the kind of database that fits best (same kinds as in 00.2).
-# Keep the scenario names exactly as written.
+# For each scenario, choose the kind of database that fits best, with the decision tree and the
+# table above. The kinds are the same as in 00.2: `"relational"`, `"embedded relational"`,
+# `"document"`, `"key-value"`, `"graph"`, `"time-series"`. Set `choices_a` to a dict with the four
+# scenarios below as keys, written exactly like this, and a kind as each value:
+#
+# ```python
+# choices_a = {
+#     "shop orders and payments": ...,
+#     "page cache that expires": ...,
+#     "catalogue with per-category attributes": ...,
+#     "mobile app offline data": ...,
+# }
+# ```
 
 # %% nbgrader={"grade": false, "grade_id": "ex00-3-answer", "locked": false, "schema_version": 3, "solution": true} tags=["raises-exception"]
 # YOUR ANSWER HERE (replace this comment and the line below with your answer)
@@ -327,6 +390,18 @@ check.pick_a(choices_a)
 
 # %% [markdown]
 # ### Exercise 00.4 · Pick a store (part 2)
+#
+# Four more scenarios, same kinds. Set `choices_b` to a dict with these keys, written exactly like
+# this, and a kind as each value:
+#
+# ```python
+# choices_b = {
+#     "friends of friends": ...,
+#     "sensor readings every second": ...,
+#     "live game leaderboard": ...,
+#     "login sessions with sliding expiry": ...,
+# }
+# ```
 
 # %% nbgrader={"grade": false, "grade_id": "ex00-4-answer", "locked": false, "schema_version": 3, "solution": true} tags=["raises-exception"]
 # YOUR ANSWER HERE (replace this comment and the line below with your answer)
@@ -371,9 +446,10 @@ print("All four database servers are up." if not down else f"Down: {down}: run t
 #
 # Chapters 01 to 03 often write SQL straight into a cell. The course ships **JupySQL** (the
 # maintained successor of ipython-sql; both understand what follows). Load it once, switch off
-# the connection banner, connect, and a cell that starts with `%%sql` goes to the database:
+# the connection banner, connect, and a cell that starts with `%%sql` goes to the database. (When it
+# loads, JupySQL may print a tip about configuration files: the course needs none.)
 
-# %%
+# %% tags=["nbval-ignore-output"]
 # %load_ext sql
 # %config SqlMagic.displaycon = False
 # %config SqlMagic.feedback = False
@@ -385,6 +461,49 @@ course.sql_connect(course.sqlite_url("bank-demo.db"))
 # SELECT name, balance
 # FROM accounts
 # ORDER BY name
+
+# %% [markdown]
+# ### Starting again
+#
+# Running the setup cell again empties this notebook's namespace in every store (and loads the
+# chapter's data again, where it has some). Here it is, called from a cell: what sections 1 and 2
+# created is gone afterwards.
+
+# %%
+def what_is_there():
+    """What the earlier sections left in this notebook's namespace."""
+    with course.connect_postgres() as conn:
+        in_postgres = conn.execute("SELECT to_regclass('people') IS NOT NULL").fetchone()[0]
+    mysql_conn = course.connect_mysql()
+    try:
+        with mysql_conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM information_schema.tables "
+                        "WHERE table_schema = DATABASE() AND table_name = 'people'")
+            in_mysql = cur.fetchone()[0] == 1
+    finally:
+        mysql_conn.close()
+    return {
+        "PostgreSQL: table people": in_postgres,
+        "MySQL: table people": in_mysql,
+        "MongoDB: collection people": "people" in course.mongo_db.list_collection_names(),
+        "Redis: hash person:1": course.redis.exists(course.key("person", 1)) == 1,
+        "SQLite: files in the folder": len(list(course.folder.glob("*.db"))),
+    }
+
+
+before = what_is_there()
+course.close()  # the MongoDB and Redis clients of the old workspace
+course = dbcourse.setup(
+    "00-start-here",
+    services=["sqlite", "postgres", "mysql", "mongodb", "redis"],
+    namespace=namespace,
+    scale=scale,
+    urls=dict(postgres=postgres_url, mysql=mysql_url, mongodb=mongodb_url, redis=redis_url),
+    quiet=True,
+)
+after = what_is_there()
+for what in before:
+    print(f"{what:<30} before: {before[what]!s:<6} after: {after[what]}")
 
 # %% [markdown]
 # When a server is down, every helper fails within a few seconds with a message that says what
@@ -464,6 +583,7 @@ check.add_note(add_note)
 import psycopg
 
 with course.connect_postgres() as conn:
+    conn.execute("DROP TABLE IF EXISTS visits")  # so that the experiment can run again
     conn.execute("CREATE TABLE visits (id int PRIMARY KEY, page text NOT NULL)")
     conn.execute("INSERT INTO visits VALUES (1, 'home')")
     conn.commit()  # transaction 1 is committed
@@ -485,9 +605,11 @@ check.predict(predicted_rows, course)
 # ### Exercise 00.8 · Fail fast: is a server up? (challenge)
 #
 # Write `is_up(url)` that returns `True` when a PostgreSQL server accepts a login at `url` and
-# `False` otherwise (server down, wrong port, wrong password), **within 3 seconds**, without
-# raising. psycopg raises `psycopg.OperationalError` for all of these; `psycopg.connect` accepts
-# `connect_timeout=` (seconds). Close the connection you open.
+# `False` otherwise (server down, wrong port, wrong password, or a hung server that accepts the
+# connection but never answers), **within 3 seconds**, without raising. psycopg raises
+# `psycopg.OperationalError` for all of these; `psycopg.connect` accepts `connect_timeout=`
+# (seconds), and without it psycopg waits minutes for a server that never answers. Close the
+# connection you open. The check tries each case, the hung server included.
 
 # %% nbgrader={"grade": false, "grade_id": "ex00-8-answer", "locked": false, "schema_version": 3, "solution": true} tags=["raises-exception"]
 # YOUR ANSWER HERE (replace this comment and the line below with your answer)

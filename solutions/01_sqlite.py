@@ -246,10 +246,10 @@ check.cheapest_products(cheapest_products, course, hidden=True)
 # (JupySQL; chapter 00 introduced it). The next cell loads it and connects it to your shop file.
 # `displaylimit = 0` makes it fetch and show every row (the queries here all have a `LIMIT`):
 # a result that is only partly read keeps its read transaction open, and with it a lock that
-# stops other connections from writing to the file (section 10 explains locks). JupySQL may also
-# print a note about an optional `toml` package: you can ignore it.
+# stops other connections from writing to the file (section 10 explains locks). (JupySQL may
+# print a tip about configuration files when it loads: the course needs none.)
 
-# %%
+# %% tags=["nbval-ignore-output"]
 # %load_ext sql
 # %config SqlMagic.displaycon = False
 # %config SqlMagic.feedback = False
@@ -1066,6 +1066,8 @@ print("answers left after deleting their question:", lab.execute("SELECT count(*
 # %%
 query = "SELECT order_id, ordered_at FROM orders WHERE user_id = ?"
 with closing(sqlite3.connect(shop_path)) as conn:
+    with conn:
+        conn.execute("DROP INDEX IF EXISTS orders_user_id")  # so that a re-run shows "before" again
     print("before:", conn.execute("EXPLAIN QUERY PLAN " + query, (42,)).fetchone()[-1])
     with conn:
         conn.execute("CREATE INDEX IF NOT EXISTS orders_user_id ON orders (user_id)")
@@ -1173,15 +1175,23 @@ check.coupons(coupons_ddl, hidden=True)
 # one transaction (`with conn:` commits at the end, or rolls back on an error; section 9).
 
 # %%
-conn = sqlite3.connect(shop_path)
+conn = sqlite3.connect(shop_path)  # used by the next cells of this section; the last one closes it
 conn.row_factory = sqlite3.Row
 conn.execute("PRAGMA foreign_keys = ON")
+
+email = "siobhan.oreilly@example.ie"
+with conn:  # if an earlier run of this section stopped before its last cell, remove what it left
+    for (old_user,) in conn.execute("SELECT user_id FROM users WHERE email = ?", (email,)).fetchall():
+        conn.execute("DELETE FROM order_items WHERE order_id IN (SELECT order_id FROM orders WHERE user_id = ?)",
+                     (old_user,))
+        for table in ("orders", "reviews", "users"):
+            conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (old_user,))
 
 with conn:
     cur = conn.execute(
         "INSERT INTO users (email, full_name, country, city, birth_year, signup_at, is_active, marketing_opt_in) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        ("siobhan.oreilly@example.ie", "Siobhán O'Reilly", "IE", "Cork", None, "2026-06-30 12:00:00", 1, 0))
+        (email, "Siobhán O'Reilly", "IE", "Cork", None, "2026-06-30 12:00:00", 1, 0))
     new_user = cur.lastrowid
 print("new user_id:", new_user)
 
@@ -1241,7 +1251,7 @@ try:
     with conn:
         conn.execute("DELETE FROM users WHERE user_id = ?", (new_user,))
 except sqlite3.IntegrityError as exc:
-    print("delete the user first:", exc)
+    print("the customer cannot be deleted yet:", exc)
 
 with conn:
     deleted = {
@@ -1266,10 +1276,12 @@ conn.close()
 # * adds each quantity to the `stock` of the product with that `sku`, with **one** `executemany`
 #   call (a sku may appear twice: both deliveries count; an unknown sku changes nothing);
 # * commits the change (and leaves the connection open: it is the caller's);
-# * returns the number of product rows updated, from the cursor's `rowcount`.
+# * returns the `rowcount` of the cursor that `executemany` returns: the row updates summed over
+#   all the pairs, so a sku delivered twice counts twice and an unknown sku counts 0.
 #
-# The check calls it on a connection to a copy of the shop and reads the stock back through a new
-# connection, which sees only committed data.
+# The check calls it on a connection to a copy of the shop (a connection that also notes whether
+# `execute` or `executemany` ran), and reads the stock back through a new connection, which sees
+# only committed data.
 
 # %% nbgrader={"grade": false, "grade_id": "ex01-8-answer", "locked": false, "schema_version": 3, "solution": true}
 ### BEGIN SOLUTION
@@ -1328,8 +1340,10 @@ with closing(sqlite3.connect(shop_path)) as conn:
 
 # %% [markdown]
 # Reading a many-to-many relationship takes two joins through the junction table; `group_concat`
-# folds the tags of each post into one string for display (the inner query sorts them first;
-# SQLite 3.44+ also accepts `group_concat(tag, ', ' ORDER BY tag)`):
+# folds the tags of each post into one string for display. In which order? Before version 3.44,
+# SQLite's documentation calls the order of the concatenated values *arbitrary*. Sorting the rows
+# in a subquery first, as below, gives sorted tags with today's SQLite, but that is how it happens
+# to work, not a promise:
 
 # %% language="sql"
 # SELECT post_id, title, group_concat(tag, ', ') AS tags
@@ -1341,6 +1355,42 @@ with closing(sqlite3.connect(shop_path)) as conn:
 #       ORDER BY p.post_id, t.name)
 # GROUP BY post_id, title
 # ORDER BY post_id
+
+# %% [markdown]
+# SQLite 3.44 (2023) added the form that *guarantees* the order, an `ORDER BY` inside the
+# aggregate: `group_concat(tag, ', ' ORDER BY tag)`. PostgreSQL writes it
+# `string_agg(tag, ', ' ORDER BY tag)` and MySQL `GROUP_CONCAT(tag ORDER BY tag SEPARATOR ', ')`.
+# Older SQLite versions refuse it with a syntax error. Which one does your Python have?
+
+# %% tags=["nbval-ignore-output"]
+ordered_tags = """
+SELECT p.post_id, group_concat(t.name, ', ' ORDER BY t.name) AS tags
+FROM posts AS p
+JOIN post_tags AS pt ON pt.post_id = p.post_id
+JOIN tags AS t ON t.tag_id = pt.tag_id
+WHERE p.post_id <= 4
+GROUP BY p.post_id
+ORDER BY p.post_id
+"""
+with closing(sqlite3.connect(shop_path)) as conn:
+    try:
+        print(f"SQLite {sqlite3.sqlite_version} accepts ORDER BY inside group_concat:", conn.execute(ordered_tags).fetchall())
+    except sqlite3.OperationalError as exc:
+        print(f"SQLite {sqlite3.sqlite_version} is older than 3.44 and refuses ORDER BY inside group_concat: {exc}")
+
+# %% [markdown]
+# When the order matters and the SQLite your program will run with may be older than 3.44, the way
+# that works everywhere is to let SQL sort the pairs (`ORDER BY` on a query's result is always
+# honoured) and join the strings in Python:
+
+# %%
+from itertools import groupby
+
+with closing(sqlite3.connect(shop_path)) as conn:
+    pairs = conn.execute("SELECT pt.post_id, t.name FROM post_tags AS pt JOIN tags AS t ON t.tag_id = pt.tag_id "
+                         "WHERE pt.post_id <= 4 ORDER BY pt.post_id, t.name").fetchall()
+for post_id, group in groupby(pairs, key=lambda pair: pair[0]):
+    print(post_id, ", ".join(tag for _, tag in group))
 
 # %% [markdown]
 # ### Normalization: each fact in one place
@@ -1537,8 +1587,10 @@ with closing(sqlite3.connect(tx_db)) as conn:
 # %%
 conn = sqlite3.connect(tx_db)
 with conn:
+    conn.execute("DELETE FROM visits WHERE page = 'about'")  # so that this cell can run again
     conn.execute("INSERT INTO visits VALUES ('about')")
-print("after `with conn:` the connection is still open:", conn.execute("SELECT count(*) FROM visits").fetchone())
+print("after `with conn:` the connection is still open:",
+      conn.execute("SELECT page FROM visits WHERE page = 'about'").fetchall())
 conn.close()
 try:
     conn.execute("SELECT 1")
@@ -1570,6 +1622,7 @@ def connect(path, **kwargs):
 
 
 with connect(tx_db) as conn:
+    conn.execute("DELETE FROM visits WHERE page IN ('contact', 'checkout')")  # so that this cell can run again
     conn.execute("INSERT INTO visits VALUES ('contact')")
 try:
     with connect(tx_db) as conn:
@@ -1578,7 +1631,7 @@ try:
 except RuntimeError as exc:
     print("the unit of work failed:", exc)
 with connect(tx_db) as conn:
-    print("pages stored:", [row["page"] for row in conn.execute("SELECT page FROM visits ORDER BY rowid")])
+    print("pages stored:", [row["page"] for row in conn.execute("SELECT page FROM visits ORDER BY page")])
 
 # %% [markdown]
 # ### A points transfer
@@ -1630,6 +1683,7 @@ def transfer_without_transaction(conn, sender, recipient, points):
     conn.execute("UPDATE wallets SET points = points + ? WHERE user_id = ?", (points, recipient))
 
 
+fresh_wallets()  # 100, 50 and 0 points again
 with closing(sqlite3.connect(points_db, isolation_level=None)) as conn:  # autocommit
     try:
         transfer_without_transaction(conn, 1, 99, 30)  # user 99 does not exist
@@ -1828,8 +1882,39 @@ print(outcome[0])
 # %% [markdown]
 # `check_same_thread=False` lifts the guard. Do that only when something else makes sure that one
 # thread at a time uses the connection, such as a lock or a connection pool (SQLAlchemy's does
-# that for SQLite); it does not make one connection's transactions thread-safe. Four writer threads
-# and two reader threads, each with its own connection, in WAL mode:
+# that for SQLite): the flag does not make the connection safe to share. A connection has only one
+# transaction at a time, so two threads using it freely would mix their statements into each
+# other's transactions. Here two threads share one connection, and a `threading.Lock` lets one
+# thread at a time in, for a whole transaction:
+
+# %%
+shared = sqlite3.connect(tx_db, check_same_thread=False)
+shared_lock = threading.Lock()
+with shared:
+    shared.execute("DELETE FROM visits WHERE page LIKE 'thread %'")  # so that this cell can run again
+
+
+def log_visits(worker, pages=50):
+    for n in range(pages):
+        with shared_lock:  # wait until no other thread uses the connection...
+            with shared:  # ...then one transaction, committed before the lock is released
+                shared.execute("INSERT INTO visits VALUES (?)", (f"thread {worker} page {n}",))
+
+
+sharing = [threading.Thread(target=log_visits, args=(worker,)) for worker in (1, 2)]
+for thread in sharing:
+    thread.start()
+for thread in sharing:
+    thread.join()
+print("rows the two threads wrote through one shared connection:",
+      shared.execute("SELECT count(*) FROM visits WHERE page LIKE 'thread %'").fetchone()[0])
+shared.close()
+
+# %% [markdown]
+# The lock also means the threads never write at the same time, so they gain nothing from
+# running in parallel. The simpler pattern scales better: each thread opens its **own**
+# connection. Four writer threads and two reader threads, each with its own connection, in WAL
+# mode:
 
 # %%
 def open_for_threads(path):

@@ -168,6 +168,10 @@ def test_coupons():
     rejects(check.coupons, COUPONS.replace("coupon_id   INTEGER PRIMARY KEY", "coupon_id INTEGER"),
             r"numbered automatically")
     rejects(check.coupons, "CREATE TABLE coupon (x)", r"no table `coupons`")
+    nullable_time = COUPONS.replace("created_at  TEXT NOT NULL DEFAULT", "created_at  TEXT DEFAULT")
+    assert nullable_time != COUPONS
+    check.coupons(nullable_time)  # the visible cases never insert an explicit NULL...
+    rejects(check.coupons, nullable_time, r"accepted a coupon with created_at = NULL.*NOT NULL", hidden=True)
     rejects(check.coupons, "CREATE TABLE coupons (", r"DDL failed in SQLite")
 
 
@@ -206,6 +210,34 @@ def test_restock(course):
         return result
     rejects(check.restock, closes, r"do not close the connection", course)
 
+    def with_a_cursor(conn, deliveries):  # executemany on a cursor is the same call
+        cur = conn.cursor()
+        cur.executemany("UPDATE products SET stock = stock + ? WHERE sku = ?", [(q, s) for s, q in deliveries])
+        conn.commit()
+        return cur.rowcount
+    check.restock(with_a_cursor, course, hidden=True)
+
+    def one_execute_per_pair(conn, deliveries):  # right stock and count, but not executemany
+        with conn:
+            return sum(conn.execute("UPDATE products SET stock = stock + ? WHERE sku = ?", (q, s)).rowcount
+                       for s, q in deliveries)
+    rejects(check.restock, one_execute_per_pair, r"ran 0 executemany\(\) call\(s\) and 3 UPDATE\(s\) through "
+                                                 r"execute\(\); the exercise asks for one executemany", course)
+
+    def one_call_per_pair(conn, deliveries):
+        with conn:
+            return sum(conn.executemany("UPDATE products SET stock = stock + ? WHERE sku = ?", [(q, s)]).rowcount
+                       for s, q in deliveries)
+    rejects(check.restock, one_call_per_pair, r"ran 3 executemany\(\) call\(s\)", course)
+
+    def counts_products(conn, deliveries):  # distinct products, not the cursor's rowcount
+        restock(conn, deliveries)
+        known = {r[0] for r in conn.execute("SELECT sku FROM products")}
+        return len({s for s, _ in deliveries if s in known})
+    check.restock(counts_products, course)
+    rejects(check.restock, counts_products, r"returned 1; expected 2: the cursor's rowcount, which counts a sku "
+                                            r"delivered twice twice", course, hidden=True)
+
 
 # --------------------------------------------------------------------------- 01.9 normalization
 
@@ -240,6 +272,13 @@ def test_wishlists():
     rejects(check.wishlists, WISHLIST.replace("added_at   TEXT NOT NULL", "added_at TEXT"),
             r"without added_at", hidden=True)
     rejects(check.wishlists, WISHLIST.split("INSERT")[0], r"wishlist_users has 0 rows")
+    # SQLite lets a composite primary key hold NULL: without NOT NULL the ids may be missing.
+    nullable_user = WISHLIST.replace("user_id    INTEGER NOT NULL REFERENCES", "user_id    INTEGER REFERENCES")
+    nullable_product = WISHLIST.replace("product_id INTEGER NOT NULL REFERENCES", "product_id INTEGER REFERENCES")
+    assert WISHLIST not in (nullable_user, nullable_product)
+    check.wishlists(nullable_user)
+    rejects(check.wishlists, nullable_user, r"without a user_id.*composite PRIMARY KEY hold NULL", hidden=True)
+    rejects(check.wishlists, nullable_product, r"without a product_id.*NOT NULL", hidden=True)
     rejects(check.wishlists, WISHLIST.replace("f.added_at FROM", "'2026-01-01' FROM"), r"some values differ")
 
 

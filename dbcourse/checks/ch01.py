@@ -384,6 +384,8 @@ _COUPON_HIDDEN = [
      "max_uses is required (NOT NULL)"),
     ("a coupon with max_uses = -1", {"code": "MINUS", "percent_off": 10, "max_uses": -1}, False,
      "max_uses is at least 1 (CHECK)"),
+    ("a coupon with created_at = NULL", {"code": "NO-TIME", "percent_off": 10, "created_at": None}, False,
+     "created_at is required (NOT NULL): a DEFAULT only fills a column the INSERT leaves out"),
 ]
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
@@ -440,6 +442,38 @@ def coupons(ddl: Any, *, hidden: bool = False) -> None:
 
 # --------------------------------------------------------------------------- 01.8 executemany + rowcount
 
+class _CountingCursor(sqlite3.Cursor):
+    """A cursor that records the statements run through it on its connection (see below)."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        self.connection.calls.append(("execute", sql))
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> sqlite3.Cursor:
+        self.connection.calls.append(("executemany", sql))
+        return super().executemany(sql, seq_of_parameters)
+
+
+class _CountingConnection(sqlite3.Connection):
+    """An ordinary sqlite3 connection that also records which of execute() and executemany() ran,
+    on the connection itself or on its cursors (so 01.8 can check "one executemany call")."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[tuple[str, str]] = []
+
+    def cursor(self, factory: Any = None) -> sqlite3.Cursor:
+        return super().cursor(_CountingCursor if factory in (None, sqlite3.Cursor) else factory)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        self.calls.append(("execute", sql))
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> sqlite3.Cursor:
+        self.calls.append(("executemany", sql))
+        return super().executemany(sql, seq_of_parameters)
+
+
 def _stocks(path: Path) -> dict[str, int]:
     with closing(sqlite3.connect(path)) as conn:
         return dict(conn.execute("SELECT sku, stock FROM products"))
@@ -462,10 +496,10 @@ def restock(func: Any, workspace: Any, *, hidden: bool = False) -> None:
                 if sku in expected:
                     expected[sku] += qty
                     updated += 1
-            conn = sqlite3.connect(path)
+            conn = sqlite3.connect(path, factory=_CountingConnection)
+            call = f"restock(conn, {deliveries!r})"
             try:
                 result = func(conn, list(deliveries))
-                call = f"restock(conn, {deliveries!r})"
                 expect(not conn.in_transaction, f"After {call} the connection still has an open transaction: the "
                                                  "changes were never committed.",
                        hint="wrap the update in `with conn:` (or call conn.commit()).")
@@ -482,8 +516,16 @@ def restock(func: Any, workspace: Any, *, hidden: bool = False) -> None:
             expect(isinstance(result, int) and not isinstance(result, bool),
                    f"{call} returned {result!r}; expected the number of product rows updated ({updated}).",
                    hint="executemany() returns a cursor whose rowcount sums the rows changed by all parameter sets.")
-            expect(result == updated, f"{call} returned {result}; expected {updated} (the rows updated; unknown skus "
-                                      "update nothing).", hint="return cursor.rowcount of the executemany().")
+            expect(result == updated, f"{call} returned {result}; expected {updated}: the cursor's rowcount, which "
+                                      "counts a sku delivered twice twice and an unknown sku not at all.",
+                   hint="return cursor.rowcount of the executemany().")
+            many = [sql for kind, sql in conn.calls if kind == "executemany"]
+            single_updates = [sql for kind, sql in conn.calls if kind == "execute" and "update" in sql.lower()]
+            expect(not single_updates and len(many) <= 1 and (many or not deliveries),
+                   f"{call} ran {len(many)} executemany() call(s) and {len(single_updates)} UPDATE(s) through "
+                   "execute(); the exercise asks for one executemany() call.",
+                   hint="cur = conn.executemany(\"UPDATE products SET stock = stock + ? WHERE sku = ?\", pairs) runs "
+                        "the statement once per pair, in one call.")
 
 
 # --------------------------------------------------------------------------- 01.9 normalization (many-to-many)
@@ -599,6 +641,18 @@ def wishlists(script: Any, *, hidden: bool = False) -> None:
             _integrity(conn, "INSERT INTO wishlist_items (user_id, product_id, added_at) VALUES (?, ?, ?)",
                        (new_user[0], any_item[1], None), False,
                        "wishlist_items accepted a row without added_at.", "added_at TEXT NOT NULL")
+            # SQLite (for backward compatibility) lets a PRIMARY KEY that is not an INTEGER PRIMARY KEY hold
+            # NULL, and a foreign key does not check NULL: only NOT NULL keeps these out.
+            _integrity(conn, "INSERT INTO wishlist_items (user_id, product_id, added_at) VALUES (?, ?, ?)",
+                       (None, any_item[1], "2026-06-30 12:00:00"), False,
+                       "wishlist_items accepted a row without a user_id (user_id NULL).",
+                       "SQLite lets a composite PRIMARY KEY hold NULL, and a foreign key lets NULL through: "
+                       "declare user_id INTEGER NOT NULL REFERENCES ...")
+            _integrity(conn, "INSERT INTO wishlist_items (user_id, product_id, added_at) VALUES (?, ?, ?)",
+                       (new_user[0], None, "2026-06-30 12:00:00"), False,
+                       "wishlist_items accepted a row without a product_id (product_id NULL).",
+                       "SQLite lets a composite PRIMARY KEY hold NULL, and a foreign key lets NULL through: "
+                       "declare product_id INTEGER NOT NULL REFERENCES ...")
 
 
 # --------------------------------------------------------------------------- 01.10 transactions
