@@ -24,7 +24,7 @@ PREPARE = [
     "SELECT setval(pg_get_serial_sequence('orders', 'order_id'), (SELECT max(order_id) FROM orders))",
     "SELECT setval(pg_get_serial_sequence('order_items', 'order_item_id'), (SELECT max(order_item_id) FROM order_items))",
     """ALTER TABLE posts ADD COLUMN search tsvector GENERATED ALWAYS AS (
-           setweight(to_tsvector('english', title), 'A') || setweight(to_tsvector('english', body), 'B')) STORED""",
+           setweight(to_tsvector('english', title), 'A') || setweight(to_tsvector('english', coalesce(body, '')), 'B')) STORED""",
     "ALTER TABLE posts ADD COLUMN tags text[] NOT NULL DEFAULT '{}'",
     """UPDATE posts p SET tags = t.tags FROM (SELECT pt.post_id, array_agg(tg.name ORDER BY tg.name) AS tags
            FROM post_tags pt JOIN tags tg ON tg.tag_id = pt.tag_id GROUP BY pt.post_id) t WHERE t.post_id = p.post_id""",
@@ -90,65 +90,123 @@ def test_find_products(ws):
 
 # --------------------------------------------------------------------------- 02.2
 
-def place_order(conn, user_id, items):
-    with conn.transaction():
-        row = conn.execute("""INSERT INTO orders (user_id, ordered_at, status, shipping_country)
-                              SELECT user_id, now(), 'pending', upper(country) FROM users WHERE user_id = %s
-                              RETURNING order_id""", (user_id,)).fetchone()
-        if row is None:
-            raise ValueError("no such user")
-        for product_id, quantity in items:
-            if conn.execute("""INSERT INTO order_items (order_id, product_id, quantity, unit_price)
-                               SELECT %s, product_id, %s, price FROM products WHERE product_id = %s
-                               RETURNING order_item_id""", (row[0], quantity, product_id)).fetchone() is None:
-                raise ValueError("no such product")
+ORDER_INSERT = """INSERT INTO orders (user_id, ordered_at, status, shipping_country)
+                  SELECT user_id, now(), 'pending', upper(country) FROM users WHERE user_id = %s
+                  RETURNING order_id"""
+ITEM_INSERT = """INSERT INTO order_items (order_id, product_id, quantity, unit_price)
+                 SELECT %s, product_id, %s, price FROM products WHERE product_id = %s
+                 RETURNING order_item_id"""
+
+
+def place_order_on(conn, user_id, items):
+    row = conn.execute(ORDER_INSERT, (user_id,)).fetchone()
+    if row is None:
+        raise ValueError("no such user")
+    for product_id, quantity in items:
+        if conn.execute(ITEM_INSERT, (row[0], quantity, product_id)).fetchone() is None:
+            raise ValueError("no such product")
     return row[0]
+
+
+def place_order(pool, user_id, items):
+    with pool.connection() as conn:
+        return place_order_on(conn, user_id, items)
 
 
 def test_place_order(ws):
     accepts(check.place_order, place_order, ws)
 
-    def unchecked(conn, user_id, items):  # INSERT ... SELECT silently inserts nothing for an unknown product
-        with conn.transaction():
-            order_id = conn.execute("""INSERT INTO orders (user_id, ordered_at, status, shipping_country)
-                                       SELECT user_id, now(), 'pending', upper(country) FROM users WHERE user_id = %s
-                                       RETURNING order_id""", (user_id,)).fetchone()[0]
-            for product_id, quantity in items:
-                conn.execute("""INSERT INTO order_items (order_id, product_id, quantity, unit_price)
-                                SELECT %s, product_id, %s, price FROM products WHERE product_id = %s""",
-                             (order_id, quantity, product_id))
-        return order_id
-    check.place_order(unchecked, ws)
-    rejects(check.place_order, unchecked, ws, r"returned \d+, but product 999999999 does not exist.*RETURNING",
-            hidden=True)
+    def with_transaction(pool, user_id, items):  # the DatabaseManager style: an explicit transaction block
+        with pool.connection() as conn, conn.transaction():
+            return place_order_on(conn, user_id, items)
+    accepts(check.place_order, with_transaction, ws)
 
-    def step_by_step(conn, user_id, items):  # commits the order before the items: not atomic
-        order_id = conn.execute("""INSERT INTO orders (user_id, ordered_at, status, shipping_country)
-                                   SELECT user_id, now(), 'pending', upper(country) FROM users WHERE user_id = %s
-                                   RETURNING order_id""", (user_id,)).fetchone()[0]
-        conn.commit()
-        for product_id, quantity in items:
-            conn.execute("""INSERT INTO order_items (order_id, product_id, quantity, unit_price)
-                            VALUES (%s, %s, %s, (SELECT price FROM products WHERE product_id = %s))""",
-                         (order_id, product_id, quantity, product_id))
+    def getconn_putconn(pool, user_id, items):  # borrowing by hand is fine when every path gives it back
+        conn = pool.getconn()
+        try:
+            order_id = place_order_on(conn, user_id, items)
             conn.commit()
+            return order_id
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            pool.putconn(conn)
+    accepts(check.place_order, getconn_putconn, ws)
+
+    def unchecked(pool, user_id, items):  # INSERT ... SELECT silently inserts nothing for an unknown product
+        with pool.connection() as conn:
+            order_id = conn.execute(ORDER_INSERT, (user_id,)).fetchone()[0]
+            for product_id, quantity in items:
+                conn.execute(ITEM_INSERT, (order_id, quantity, product_id))
         return order_id
-    rejects(check.place_order, step_by_step, ws, r"raised, as it should, but left \d+ row\(s\) behind", hidden=True)
+    rejects(check.place_order, unchecked, ws, r"returned \d+, but product 999999999 does not exist.*RETURNING")
 
-    def never_commits(conn, user_id, items):
-        return conn.execute("""INSERT INTO orders (user_id, ordered_at, status, shipping_country)
-                               SELECT user_id, now(), 'pending', upper(country) FROM users WHERE user_id = %s
-                               RETURNING order_id""", (user_id,)).fetchone()[0]
-    rejects(check.place_order, never_commits, ws, "returned with its transaction still open")
+    def returns_none(pool, user_id, items):  # refuses by returning None instead of raising
+        try:
+            return place_order(pool, user_id, items)
+        except ValueError:
+            return None
+    rejects(check.place_order, returns_none, ws, r"returned None, but product 999999999 does not exist: it should "
+                                                  r"raise ValueError")
 
-    def today_price_wrong(conn, user_id, items):
-        with conn.transaction():
-            order_id = place_order(conn, user_id, [])
+    def wrong_exception(pool, user_id, items):
+        try:
+            return place_order(pool, user_id, items)
+        except ValueError as exc:
+            raise RuntimeError(str(exc)) from None
+    rejects(check.place_order, wrong_exception, ws, r"raised RuntimeError: no such product, but product 999999999 "
+                                                     r"does not exist: the exercise asks for ValueError")
+
+    def step_by_step(pool, user_id, items):  # commits the order before the items: not atomic
+        with pool.connection() as conn:
+            order_id = conn.execute(ORDER_INSERT, (user_id,)).fetchone()[0]
+            conn.commit()
+            for product_id, quantity in items:
+                if conn.execute(ITEM_INSERT, (order_id, quantity, product_id)).fetchone() is None:
+                    raise ValueError("no such product")
+                conn.commit()
+        return order_id
+    rejects(check.place_order, step_by_step, ws, r"raised, as it should, but left \d+ row\(s\) behind")
+
+    def never_commits(pool, user_id, items):  # gives the connection back with the transaction open
+        conn = pool.getconn()
+        try:
+            return place_order_on(conn, user_id, items)
+        finally:
+            pool.putconn(conn)  # the pool rolls the open transaction back
+    rejects(check.place_order, never_commits, ws, "another connection finds no order.*commits when it ends")
+
+    def keeps_connection(pool, user_id, items):  # never gives the connection back
+        conn = pool.getconn()
+        try:
+            order_id = place_order_on(conn, user_id, items)
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+        return order_id
+    rejects(check.place_order, keeps_connection, ws, "could not lend 2 connections again.*pool.connection")
+    rejects(check.place_order, keeps_connection, ws, "pool \\(2 connections\\) exhausted", hidden=True)
+
+    def swallows_check_violation(pool, user_id, items):  # a quantity of 0 must fail, not be skipped
+        return place_order(pool, user_id, [(p, q) for p, q in items if q > 0])
+    rejects(check.place_order, swallows_check_violation, ws, "a quantity of 0 breaks the CHECK constraint: it should "
+                                                              "raise an exception", hidden=True)
+
+    def today_price_wrong(pool, user_id, items):
+        with pool.connection() as conn:
+            order_id = place_order_on(conn, user_id, [])
             for product_id, quantity in items:
                 conn.execute("INSERT INTO order_items (order_id, product_id, quantity, unit_price) VALUES (%s, %s, %s, 1)",
                              (order_id, product_id, quantity))
         return order_id
     rejects(check.place_order, today_price_wrong, ws, "The items stored by .* values differ")
+
+    def crashes(pool, user_id, items):
+        with pool.connection() as conn:
+            conn.execute("SELECT nope FROM orders")
+    rejects(check.place_order, crashes, ws, r"raised UndefinedColumn")
 
 
 # --------------------------------------------------------------------------- 02.3
@@ -333,7 +391,9 @@ def test_category_revenue(ws):
 
 def test_monthly(ws):
     accepts(check.monthly, check.MONTHLY_REF, ws)
-    session_zone = check.MONTHLY_REF.replace("date_trunc('month', o.ordered_at, 'UTC')", "date_trunc('month', o.ordered_at)")
+    session_zone = check.MONTHLY_REF.replace("date_trunc('month', o.ordered_at AT TIME ZONE 'UTC')",
+                                             "date_trunc('month', o.ordered_at)")
+    assert session_zone != check.MONTHLY_REF
     session_zone = session_zone.replace("make_timestamptz(%(year)s, 1, 1, 0, 0, 0, 'UTC')", "make_timestamptz(%(year)s, 1, 1, 0, 0, 0)")
     session_zone = session_zone.replace("make_timestamptz(%(year)s + 1, 1, 1, 0, 0, 0, 'UTC')",
                                         "make_timestamptz(%(year)s + 1, 1, 1, 0, 0, 0)")
@@ -349,6 +409,46 @@ def test_monthly(ws):
     rejects(check.monthly, no_gaps.replace("::date AS month", " AS month"), ws, "month is a timestamp")
     inner = no_gaps.replace("LEFT JOIN", "JOIN")
     rejects(check.monthly, inner, ws, "values differ")
+
+
+MONTHLY_SOLUTION = """
+WITH months AS (
+    SELECT generate_series(make_date(%(year)s, 1, 1), make_date(%(year)s, 12, 1), interval '1 month')::date AS month
+), per_order AS (
+    SELECT o.order_id, date_trunc('month', o.ordered_at AT TIME ZONE 'UTC')::date AS month,
+           coalesce(sum(oi.quantity * oi.unit_price), 0) AS revenue
+    FROM orders o LEFT JOIN order_items oi ON oi.order_id = o.order_id
+    WHERE o.status NOT IN ('cancelled', 'refunded')
+    GROUP BY o.order_id
+)
+SELECT m.month, count(p.order_id) AS orders, coalesce(sum(p.revenue), 0) AS revenue
+FROM months m LEFT JOIN per_order p ON p.month = m.month
+GROUP BY m.month
+ORDER BY m.month
+"""
+
+
+def test_monthly_west_of_utc(ws):
+    """UTC months in New York: the right forms pass, date_trunc(..., 'UTC')::date does not."""
+    accepts(check.monthly, MONTHLY_SOLUTION, ws)
+    accepts(check.monthly, MONTHLY_SOLUTION.replace(
+        "date_trunc('month', o.ordered_at AT TIME ZONE 'UTC')::date",
+        "(date_trunc('month', o.ordered_at, 'UTC') AT TIME ZONE 'UTC')::date"), ws)
+    three_arg = MONTHLY_SOLUTION.replace("date_trunc('month', o.ordered_at AT TIME ZONE 'UTC')::date",
+                                         "date_trunc('month', o.ordered_at, 'UTC')::date")
+    assert three_arg != MONTHLY_SOLUTION
+    check.monthly(three_arg, ws)  # right in a UTC session...
+    text = rejects(check.monthly, three_arg, ws, "America/New_York.*values differ", hidden=True)  # ...not west of it
+    assert "AT TIME ZONE 'UTC'" in text and "31 December" in text
+    # a calendar that makes the same mistake: the counts agree, the month labels are the day before
+    shifted = three_arg.replace(
+        "generate_series(make_date(%(year)s, 1, 1), make_date(%(year)s, 12, 1), interval '1 month')::date",
+        "generate_series(make_timestamptz(%(year)s, 1, 1, 0, 0, 0, 'UTC'), make_timestamptz(%(year)s, 12, 1, 0, 0, 0, "
+        "'UTC'), interval '1 month')::date")
+    assert shifted != three_arg
+    check.monthly(shifted, ws)
+    rejects(check.monthly, shifted, ws, r"America/New_York\): a month is \d{4}-\d\d-(30|31), not the first day.*"
+                                        "AT TIME ZONE 'UTC'", hidden=True)
 
 
 # --------------------------------------------------------------------------- 02.11

@@ -166,12 +166,49 @@ def _has_generated_ids(conn: Any, table: str, column: str) -> bool:
     return bool(row) and (row[0] == "YES" or row[1] is not None)
 
 
-@exercise("02.2", "Place an order with RETURNING", answer="place_order")
-def place_order(func: Any, workspace: Any = None, *, hidden: bool = False) -> None:
-    import psycopg
+POOL_SIZE = 2
 
-    _callable(func, "place_order", "place_order(conn, user_id, items)")
-    with _connect(workspace, autocommit=True) as watcher:
+
+@contextmanager
+def _check_pool(workspace: Any) -> Iterator[Any]:
+    """A small psycopg_pool.ConnectionPool on the notebook's database (tuple rows, UTC)."""
+    from psycopg_pool import ConnectionPool
+
+    if workspace is None or not hasattr(workspace, "postgres_url"):
+        fail("this check needs the workspace: pass `course` as its second argument, as the check cell does.")
+    pool = ConnectionPool(workspace.postgres_url, min_size=1, max_size=POOL_SIZE, open=False, timeout=3,
+                          name="check-02.2", kwargs={"connect_timeout": 5, "options": "-c TimeZone=UTC"})
+    pool.open(wait=True, timeout=10)
+    try:
+        yield pool
+    finally:
+        pool.close(timeout=2)
+
+
+def _all_returned(pool: Any, what: str) -> None:
+    """Every connection of ``pool`` can be borrowed again (none was kept by the learner's code)."""
+    from psycopg_pool import PoolTimeout
+
+    held = []
+    try:
+        for _ in range(POOL_SIZE):
+            held.append(pool.getconn(timeout=1))
+    except PoolTimeout:
+        fail(f"after {what}, the pool ({POOL_SIZE} connections) could not lend {POOL_SIZE} connections again: "
+             "your function kept one.",
+             hint="borrow with `with pool.connection() as conn:`, which gives the connection back when the block "
+                  "ends (pool.getconn() needs a pool.putconn(conn) on every path).")
+    finally:
+        for conn in held:
+            pool.putconn(conn)
+
+
+@exercise("02.2", "Place an order through a pool, with RETURNING", answer="place_order")
+def place_order(func: Any, workspace: Any = None, *, hidden: bool = False) -> None:
+    from psycopg_pool import PoolTimeout
+
+    _callable(func, "place_order", "place_order(pool, user_id, items)")
+    with _connect(workspace, autocommit=True) as watcher, _check_pool(workspace) as pool:
         for table, column in (("orders", "order_id"), ("order_items", "order_item_id")):
             expect(_has_generated_ids(watcher, table, column),
                    f"{table}.{column} does not generate its values yet.",
@@ -186,24 +223,33 @@ def place_order(func: Any, workspace: Any = None, *, hidden: bool = False) -> No
             return _scalar(watcher, "SELECT count(*) FROM orders WHERE order_id > %s", (max_order,)) + \
                 _scalar(watcher, "SELECT count(*) FROM order_items WHERE order_item_id > %s", (max_item,))
 
+        def call(user_id: int, items: list[tuple[int, int]]) -> tuple[Any, BaseException | None]:
+            try:
+                return func(pool, user_id, items), None
+            except PoolTimeout:
+                fail(f"place_order(pool, {user_id}, {items}) found the pool ({POOL_SIZE} connections) exhausted: "
+                     "an earlier call kept its connection.",
+                     hint="borrow with `with pool.connection() as conn:`, which gives the connection back when the "
+                          "block ends, even after an exception.")
+            except ExerciseFailed:
+                raise
+            except Exception as exc:  # noqa: BLE001 - inspected by the caller
+                return None, exc
+
         def placed(user_id: int, items: list[tuple[int, int]]) -> None:
             before = new_orders()
-            with _connect(workspace) as conn:
-                what = f"place_order(conn, {user_id}, {items})"
-                try:
-                    order_id = func(conn, user_id, items)
-                    still_open = conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
-                finally:
-                    conn.rollback()  # whatever was not committed is not part of the answer
-                expect(not still_open, f"{what} returned with its transaction still open: the order is not committed.",
-                       hint="commit before returning (a `with conn.transaction():` block commits when it ends).")
-                expect(isinstance(order_id, int) and not isinstance(order_id, bool),
-                       f"{what} returned {order_id!r}; expected the new order's id (an int).",
-                       hint="INSERT ... RETURNING order_id, then fetchone()[0].")
+            what = f"place_order(pool, {user_id}, {items})"
+            order_id, error = call(user_id, items)
+            expect(error is None, f"{what} raised {_describe(error)}" if error else "",
+                   hint="run your function on its own in a cell to see the whole error.")
+            expect(isinstance(order_id, int) and not isinstance(order_id, bool),
+                   f"{what} returned {order_id!r}; expected the new order's id (an int).",
+                   hint="INSERT ... RETURNING order_id, then fetchone()[0].")
             row = watcher.execute("SELECT user_id, status, shipping_country, ordered_at > now() - interval '10 minutes' "
                                   "FROM orders WHERE order_id = %s", (order_id,)).fetchone()
             expect(row is not None, f"{what} returned {order_id}, but another connection finds no order with that id.",
-                   hint="commit the transaction (a `with conn.transaction():` block commits when it ends).")
+                   hint="commit the transaction: a `with pool.connection() as conn:` block commits when it ends "
+                        "(a connection given back with an open transaction is rolled back by the pool).")
             country = _scalar(watcher, "SELECT upper(country) FROM users WHERE user_id = %s", (user_id,))
             compare_value(tuple(row[:3]), (user_id, "pending", country),
                           name=f"the order's (user_id, status, shipping_country) after {what}",
@@ -221,36 +267,34 @@ def place_order(func: Any, workspace: Any = None, *, hidden: bool = False) -> No
                    f"{what} stored {new_orders() - before} rows in orders and order_items; expected "
                    f"{1 + len(items)} (one order and its items).")
 
-        def refused(user_id: int, items: list[tuple[int, int]], why: str) -> None:
+        def refused(user_id: int, items: list[tuple[int, int]], why: str, *, value_error: bool) -> None:
             before = new_orders()
-            what = f"place_order(conn, {user_id}, {items})"
-            with _connect(workspace) as conn:
-                try:
-                    result = func(conn, user_id, items)
-                except Exception:  # noqa: BLE001 - any error is the expected outcome here
-                    result = None
-                else:
-                    conn.commit()
-                status = conn.info.transaction_status
+            what = f"place_order(pool, {user_id}, {items})"
+            result, error = call(user_id, items)
             stored = new_orders() - before
-            expect(result is None, f"{what} returned {result!r}, but {why}: it should raise an exception "
-                                   "(ValueError is best).",
+            wanted = "raise ValueError" if value_error else "raise an exception"
+            expect(error is not None, f"{what} returned {result!r}, but {why}: it should {wanted}.",
                    hint="INSERT ... SELECT inserts nothing when the SELECT finds no row: check what RETURNING gave "
-                        "you (or cur.rowcount) and raise ValueError.")
+                        "you (fetchone() is None) and raise ValueError." if value_error else
+                        "let the database error propagate (do not catch it), so that the transaction is rolled back.")
+            if value_error:
+                expect(isinstance(error, ValueError),
+                       f"{what} raised {_describe(error)}, but {why}: the exercise asks for ValueError.",
+                       hint="raise ValueError(...) yourself when RETURNING gives no row (fetchone() is None).")
             expect(stored == 0, f"{what} raised, as it should, but left {stored} row(s) behind in orders/order_items.",
-                   hint="do all the inserts in one transaction (`with conn.transaction():`), so that a failure "
-                        "undoes them all.")
-            expect(status != psycopg.pq.TransactionStatus.INERROR,
-                   f"after {what} failed, the connection is left in a failed transaction.",
-                   hint="wrap the work in `with conn.transaction():` so that an error rolls it back.")
+                   hint="do all the inserts in one transaction on one borrowed connection (`with pool.connection() "
+                        "as conn:`), so that a failure undoes them all.")
 
         try:
             placed(42, [(products[0], 2), (products[1], 1)])
+            refused(42, [(products[0], 1), (999_999_999, 1)], "product 999999999 does not exist", value_error=True)
             if hidden:
                 placed(lower_user, [(products[2], 3)])
-                refused(42, [(products[0], 1), (999_999_999, 1)], "product 999999999 does not exist")
-                refused(999_999_999, [(products[0], 1)], "user 999999999 does not exist")
-                refused(42, [(products[0], 1), (products[1], 0)], "a quantity of 0 breaks the CHECK constraint")
+                refused(999_999_999, [(products[0], 1)], "user 999999999 does not exist", value_error=True)
+                refused(42, [(products[0], 1), (products[1], 0)], "a quantity of 0 breaks the CHECK constraint",
+                        value_error=False)
+                placed(42, [(products[1], 1)])
+            _all_returned(pool, "your calls")
         finally:
             watcher.execute("DELETE FROM order_items WHERE order_item_id > %s OR order_id > %s", (max_item, max_order))
             watcher.execute("DELETE FROM orders WHERE order_id > %s", (max_order,))
@@ -718,7 +762,7 @@ MONTHLY_REF = """
 WITH months AS (
     SELECT generate_series(make_date(%(year)s, 1, 1), make_date(%(year)s, 12, 1), interval '1 month')::date AS month
 ), counted AS (
-    SELECT o.order_id, date_trunc('month', o.ordered_at, 'UTC')::date AS month,
+    SELECT o.order_id, date_trunc('month', o.ordered_at AT TIME ZONE 'UTC')::date AS month,
            coalesce(sum(oi.quantity * oi.unit_price), 0) AS revenue
     FROM orders o LEFT JOIN order_items oi ON oi.order_id = o.order_id
     WHERE o.status NOT IN ('cancelled', 'refunded')
@@ -731,6 +775,12 @@ FROM months m LEFT JOIN counted c ON c.month = m.month
 GROUP BY m.month
 ORDER BY m.month
 """
+
+
+UTC_MONTH_HINT = ("months are UTC months whatever the session's time zone: take the UTC wall-clock time first, "
+                  "date_trunc('month', ordered_at AT TIME ZONE 'UTC')::date. (date_trunc('month', ordered_at, 'UTC') "
+                  "returns a timestamptz, and ::date converts it back in the session's zone: in New York, 1 January "
+                  "00:00 UTC is still 31 December.) Compare with UTC boundaries too.")
 
 
 @exercise("02.10", "A monthly report with DATE_TRUNC", answer="monthly_sql")
@@ -750,7 +800,12 @@ def monthly(sql: Any, workspace: Any = None, *, hidden: bool = False) -> None:
                 got = _run_answer_sql(conn, sql, {"year": year}, what)
                 if got.rows and isinstance(got.rows[0][0], dt.datetime):
                     fail(f"{what}: month is a timestamp ({got.rows[0][0]!r}); expected a date such as "
-                         f"{dt.date(year, 1, 1)!r}.", hint="cast it: date_trunc('month', ordered_at, 'UTC')::date.")
+                         f"{dt.date(year, 1, 1)!r}.",
+                         hint="cast it: date_trunc('month', ordered_at AT TIME ZONE 'UTC')::date.")
+                not_first = next((r[0] for r in got.rows if isinstance(r[0], dt.date) and r[0].day != 1), None)
+                if not_first is not None:
+                    fail(f"{what}: a month is {not_first.isoformat()}, not the first day of a month.",
+                         hint=UTC_MONTH_HINT)
                 expected = run_sql(conn, MONTHLY_REF, {"year": year}, what="The reference query")
                 try:
                     compare_rows(got, expected, ordered=True, what=what, order_hint="order by month.")
@@ -760,8 +815,7 @@ def monthly(sql: Any, workspace: Any = None, *, hidden: bool = False) -> None:
                         hint = "one row per month of the year, even a month without orders: start from " \
                                "generate_series(...) and LEFT JOIN the orders to it."
                     elif timezone != "UTC":
-                        hint = ("months are UTC months whatever the session's time zone: truncate with "
-                                "date_trunc('month', ordered_at, 'UTC') and compare with UTC boundaries.")
+                        hint = UTC_MONTH_HINT
                     fail(exc.message, hint=hint)
             finally:
                 conn.rollback()

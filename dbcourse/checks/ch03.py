@@ -33,8 +33,9 @@ def _mysql(workspace: Any, **kwargs: Any):
     """A fresh PyMySQL connection to the namespace (autocommit off, as PyMySQL's default).
 
     It waits at most LOCK_WAIT_SECONDS for a lock: a learner's connection left in an open transaction
-    (even after a plain SELECT) holds a metadata lock that blocks DDL on the table it read, and MySQL's
-    default wait is a year.
+    (even after a plain SELECT) holds a metadata lock that blocks DDL on the table it read, and the
+    default wait (lock_wait_timeout) is 31536000 s, a year, on MySQL and 86400 s, a day, on MariaDB
+    10.2.4+.
     """
     conn = workspace.connect_mysql(**kwargs)
     cur = conn.cursor()
@@ -673,33 +674,60 @@ COLLATION_CONDITIONS = {
 }
 SERVERS = ("mysql", "postgres", "sqlite")
 
+#: The hidden test: the same six kinds of condition (case, trailing spaces, leading spaces, LIKE with
+#: another case, an accent, order against a capital) on other stored e-mails, so that a prediction
+#: must follow the rule, not the one string of the exercise.
+COLLATION_VARIANTS = [
+    ("carol.smith@shop.example", {
+        "A": "email = 'Carol.Smith@SHOP.example'",
+        "B": "email = 'carol.smith@shop.example '",
+        "C": "email = ' carol.smith@shop.example'",
+        "D": "email LIKE 'CAROL.%'",
+        "E": "email = 'carol.smïth@shop.example'",
+        "F": "email < 'Dave@shop.example'",
+    }),
+    ("zoe.martin@mail.example", {
+        "A": "email = 'ZOE.MARTIN@MAIL.EXAMPLE'",
+        "B": "email = 'zoe.martin@mail.example      '",
+        "C": "email = '   zoe.martin@mail.example'",
+        "D": "email LIKE 'Zoe.Mar%'",
+        "E": "email = 'zoë.martin@mail.example'",
+        "F": "email < 'Zoe.zz@mail.example'",
+    }),
+]
 
-def collation_truth(workspace: Any) -> dict[str, dict[str, bool]]:
-    """Run every condition on a one-row table in each server: what each really answers."""
-    truth: dict[str, dict[str, bool]] = {k: {} for k in COLLATION_CONDITIONS}
+
+def _truth_on(workspace: Any, stored: str, conditions: dict[str, str]) -> dict[str, dict[str, bool]]:
+    """Run every condition on a one-row table holding ``stored`` in each server."""
+    truth: dict[str, dict[str, bool]] = {k: {} for k in conditions}
     conn = _mysql(workspace)
     try:
         _execute(conn, "CREATE TEMPORARY TABLE collation_check (email VARCHAR(60) NOT NULL)")
-        _execute(conn, "INSERT INTO collation_check VALUES ('alice@example.com')")
-        for key, cond in COLLATION_CONDITIONS.items():
+        _execute(conn, "INSERT INTO collation_check VALUES (%s)", (stored,))
+        for key, cond in conditions.items():
             truth[key]["mysql"] = bool(_fetch(conn, f"SELECT COUNT(*) FROM collation_check WHERE {cond}")[0][0])
     finally:
         conn.rollback()
         conn.close()
     with _pg(workspace) as pg:
         pg.execute("CREATE TEMPORARY TABLE collation_check (email varchar(60) NOT NULL)")
-        pg.execute("INSERT INTO collation_check VALUES ('alice@example.com')")
-        for key, cond in COLLATION_CONDITIONS.items():
+        pg.execute("INSERT INTO collation_check VALUES (%s)", (stored,))
+        for key, cond in conditions.items():
             truth[key]["postgres"] = bool(pg.execute(f"SELECT COUNT(*) FROM collation_check WHERE {cond}")
                                           .fetchone()[0])
         pg.rollback()
     with closing(sqlite3.connect(":memory:")) as lite:
         lite.execute("CREATE TABLE collation_check (email TEXT NOT NULL)")
-        lite.execute("INSERT INTO collation_check VALUES ('alice@example.com')")
-        for key, cond in COLLATION_CONDITIONS.items():
+        lite.execute("INSERT INTO collation_check VALUES (?)", (stored,))
+        for key, cond in conditions.items():
             truth[key]["sqlite"] = bool(lite.execute(f"SELECT COUNT(*) FROM collation_check WHERE {cond}")
                                         .fetchone()[0])
     return truth
+
+
+def collation_truth(workspace: Any) -> dict[str, dict[str, bool]]:
+    """Run every condition on a one-row table in each server: what each really answers."""
+    return _truth_on(workspace, "alice@example.com", COLLATION_CONDITIONS)
 
 
 COLLATION_HINTS = {
@@ -734,6 +762,16 @@ def predictions(answer: Any, workspace: Any, *, hidden: bool = False) -> None:
         fail(f"{len(wrong)} of {len(COLLATION_CONDITIONS) * len(SERVERS)} predictions are wrong, for example "
              f"{key} ({COLLATION_CONDITIONS[key]}) on {server}: you said {answer[key][server]}.",
              hint=COLLATION_HINTS[key])
+    if hidden:
+        for stored, conditions in COLLATION_VARIANTS:
+            other = _truth_on(workspace, stored, conditions)
+            wrong = [(k, s) for k in conditions for s in SERVERS if answer[k][s] != other[k][s]]
+            if wrong:
+                key, server = wrong[0]
+                fail(f"with {stored!r} stored instead, the condition of the same kind as {key} "
+                     f"({conditions[key]}) gives {other[key][server]} on {server}, but your prediction for {key} "
+                     f"says {answer[key][server]}: {len(wrong)} prediction(s) do not follow the rule.",
+                     hint=COLLATION_HINTS[key])
 
 
 # --------------------------------------------------------------------------- 03.9
@@ -811,6 +849,82 @@ def _events_plan(conn: Any, sql: str, params: dict) -> dict:
     return plan[0]
 
 
+_INDEX_NAME = re.compile(r"^\s*create\s+(?:or\s+replace\s+)?(?:unique\s+)?index\s+(?:if\s+not\s+exists\s+)?"
+                         r"(`(?:[^`]|``)+`|[\w$]+)", re.I)
+
+
+def _event_indexes(conn: Any) -> dict[str, list[str]]:
+    """The indexes of events: name -> its columns, in index order."""
+    indexes: dict[str, list[str]] = {}
+    for name, column in _fetch(conn, "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
+                                     "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'events' "
+                                     "ORDER BY INDEX_NAME, SEQ_IN_INDEX"):
+        indexes.setdefault(name, []).append((column or "").lower())
+    return indexes
+
+
+def _drop_event_index(conn: Any, name: str, indexes: dict[str, list[str]]) -> None:
+    """Drop index ``name`` of events. When a foreign key relies on it (error 1553: InnoDB dropped the
+    foreign key's own index when an index starting with the same column was created), first give that
+    foreign key an index of its own again."""
+    import pymysql
+
+    quoted = "`" + name.replace("`", "``") + "`"
+    try:
+        _execute(conn, f"DROP INDEX {quoted} ON events")
+        return
+    except pymysql.err.MySQLError as exc:
+        _reraise_locks(exc)
+        if not exc.args or exc.args[0] != 1553:
+            fail(f"the check could not replace your earlier index {name!r}: {_error_text(exc)}",
+                 hint="choose another name for your index.")
+    foreign = {}
+    for constraint, column in _fetch(conn, "SELECT CONSTRAINT_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
+                                           "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'events' "
+                                           "AND REFERENCED_TABLE_NAME IS NOT NULL ORDER BY CONSTRAINT_NAME, "
+                                           "ORDINAL_POSITION"):
+        foreign.setdefault(constraint, []).append(column.lower())
+    for columns in foreign.values():
+        served = [other for other, cols in indexes.items() if other != name and cols[:len(columns)] == columns]
+        if indexes.get(name, [])[:len(columns)] == columns and not served:
+            spare = next(f"{columns[0]}_fk{n or ''}" for n in range(100) if f"{columns[0]}_fk{n or ''}" not in indexes)
+            _execute(conn, f"CREATE INDEX `{spare}` ON events ({', '.join(f'`{c}`' for c in columns)})")
+    try:
+        _execute(conn, f"DROP INDEX {quoted} ON events")
+    except pymysql.err.MySQLError as exc:
+        _reraise_locks(exc)
+        fail(f"the check could not replace your earlier index {name!r}: {_error_text(exc)}",
+             hint="choose another name for your index.")
+
+
+def _used_key_parts(conn: Any, sql: str, params: dict) -> list[str] | None:
+    """The columns of the chosen index that the plan of ``sql`` uses on events (EXPLAIN FORMAT=JSON)."""
+    import json
+
+    try:
+        document = json.loads(_fetch(conn, "EXPLAIN FORMAT=JSON " + sql, params)[0][0])
+    except Exception as exc:  # noqa: BLE001 - the tabular EXPLAIN worked; this is only a refinement
+        _reraise_locks(exc)
+        return None
+
+    def walk(node: Any) -> list[str] | None:
+        if isinstance(node, dict):
+            if node.get("table_name") == "events" and isinstance(node.get("used_key_parts"), list):
+                return [str(part).lower() for part in node["used_key_parts"]]
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            return None
+        for child in children:
+            found = walk(child)
+            if found is not None:
+                return found
+        return None
+
+    return walk(document)
+
+
 @exercise("03.10", "Find and fix: a slow query", answer="purchases_sql")
 @_friendly_locks
 def purchases(index_sql: Any, query_sql: Any, workspace: Any, *, hidden: bool = False) -> None:
@@ -818,15 +932,30 @@ def purchases(index_sql: Any, query_sql: Any, workspace: Any, *, hidden: bool = 
     not_answered(query_sql, "purchases_sql")
     import pymysql
 
+    expect(isinstance(index_sql, str) and isinstance(query_sql, str), "both answers should be SQL strings.")
+    match = _INDEX_NAME.match(index_sql)
+    expect(match is not None, "`purchases_index_sql` should be one CREATE INDEX statement.",
+           hint="CREATE INDEX name ON events (columns ...)")
+    name = match.group(1)
+    name = name[1:-1].replace("``", "`") if name.startswith("`") else name
     conn = _mysql(workspace)
     try:
+        before = _event_indexes(conn)
+        found = next((existing for existing in before if existing.lower() == name.lower()), None)
+        if found is not None:  # left by an earlier run of this check (or of the answer): replace it
+            expect(found != "PRIMARY", "an index cannot be called PRIMARY: choose another name.")
+            _drop_event_index(conn, found, before)
         try:
             _execute(conn, index_sql)
         except pymysql.err.MySQLError as exc:
             _reraise_locks(exc)
-            if not exc.args or exc.args[0] != 1061:  # 1061: duplicate key name = the index exists (a second run)
-                fail(f"your CREATE INDEX failed: {_error_text(exc)}",
-                     hint="write one CREATE INDEX name ON events (columns) statement.")
+            fail(f"your CREATE INDEX failed: {_error_text(exc)}",
+                 hint="write one CREATE INDEX name ON events (columns) statement.")
+        indexes = _event_indexes(conn)
+        mine = next((existing for existing in indexes if existing.lower() == name.lower()), None)
+        expect(mine is not None, f"your statement ran, but events has no index named {name!r}.",
+               hint="the slow query reads events: CREATE INDEX name ON events (columns).")
+        my_columns = indexes[mine]
         days = [dt.date(2026, 6, 26)]
         if hidden:
             days += [dt.date(2025, 11, 28), dt.date(2026, 1, 2), dt.date(2024, 12, 24)]
@@ -842,6 +971,15 @@ def purchases(index_sql: Any, query_sql: Any, workspace: Any, *, hidden: bool = 
                      "(it avoids the sort, but reads every row).",
                      hint="your index is not usable: a function around a column, such as DATE(occurred_at), hides it "
                           "from the index.")
+            if key.lower() != mine.lower():
+                # another index does the work: fine only if yours starts with the columns it uses
+                used = _used_key_parts(conn, query_sql, params) or indexes.get(key, [])
+                if not used or used != my_columns[:len(used)]:
+                    fail(f"for day={day}, EXPLAIN shows key={key}, an index on {indexes.get(key, [])} that your "
+                         f"statement did not create (yours, {mine}, is on {my_columns}): the plan must come from "
+                         "your index.",
+                         hint=f"an index left over from an earlier attempt is doing the work; make your own index "
+                              f"the one that serves the query (or drop the old one: DROP INDEX {key} ON events).")
             if kind != "range":
                 fail(f"for day={day}, EXPLAIN shows type={kind}, key={key}: the index finds the purchases, but the "
                      "date is not used to narrow the search.",
