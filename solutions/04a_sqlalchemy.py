@@ -53,7 +53,8 @@ postgres_url = None
 mysql_url = None
 mongodb_url = None
 redis_url = None
-backend = "sqlite"  # where the SQLAlchemy part runs: "sqlite", "postgres" or "mysql"
+# where the SQLAlchemy part runs: "sqlite", "postgres" or "mysql"
+backend = "sqlite"
 
 # %%
 import dbcourse
@@ -100,8 +101,13 @@ course = dbcourse.setup(
 #   writes them in one transaction when you commit.
 #
 # The course gives us the URL of this notebook's own database on each server
-# (`course.sqlalchemy_url(backend)`). One detail for SQLite: it does not enforce foreign keys
-# unless each connection turns them on, so we do that in a `connect` event.
+# (`course.sqlalchemy_url(backend)`). Two details are settled per connection, in a `connect`
+# event that runs for every new connection of the pool:
+#
+# * SQLite does not enforce foreign keys unless each connection turns them on;
+# * MySQL's `NOW()` gives the time in the **session's time zone** (the server's own zone unless
+#   a client says otherwise). We set it to UTC (`'+00:00'`), so that times written by the
+#   database and times written from Python agree (section 2 comes back to this).
 
 # %%
 from sqlalchemy import create_engine, event, make_url, text
@@ -114,6 +120,11 @@ def make_engine(name: str):
         @event.listens_for(engine, "connect")
         def enable_foreign_keys(dbapi_connection, _record):
             dbapi_connection.execute("PRAGMA foreign_keys = ON")
+    elif engine.dialect.name in ("mysql", "mariadb"):
+        @event.listens_for(engine, "connect")
+        def utc_session(dbapi_connection, _record):
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET time_zone = '+00:00'")  # NOW() in UTC for this connection
     return engine
 
 
@@ -170,9 +181,12 @@ print(counter.count, "statements:", counter.statements)
 # A **model** is a class whose attributes are columns. SQLAlchemy 2 reads the type annotations:
 # `Mapped[int]` is a NOT NULL integer column, `Mapped[str | None]` a nullable one, and
 # `mapped_column(...)` adds what the annotation cannot say (a length, a foreign key, a default).
-# The old `declarative_base()` from `sqlalchemy.ext.declarative` and untyped `Column(...)`
-# attributes still appear in many tutorials: they are the 1.x style, deprecated, and invisible
-# to type checkers. Subclass `DeclarativeBase` instead.
+# Many tutorials still show the 1.x style: `Base = declarative_base()` and untyped
+# `name = Column(String(80))` attributes. `sqlalchemy.ext.declarative.declarative_base` is
+# deprecated (it moved to `sqlalchemy.orm`, where `DeclarativeBase` supersedes it); untyped
+# `Column()` attributes are legacy but still supported, and invisible to type checkers. New code
+# subclasses `DeclarativeBase` and writes `Mapped[...]` with `mapped_column()`. (`Column` itself
+# is not going away: it is how a Core `Table` is declared, as in `post_tags` below.)
 #
 # Our example is a small blog: **users** write **posts**, and posts carry **tags**.
 #
@@ -210,7 +224,9 @@ print(counter.count, "statements:", counter.statements)
 #   bypass the ORM.
 # * **Defaults**: `server_default=func.now()` puts `DEFAULT now()` in the table, so the
 #   database fills `created_at` even for rows inserted by plain SQL. `onupdate=` gives a value
-#   the ORM sets on every UPDATE of the row; here a Python function.
+#   that SQLAlchemy adds to every UPDATE **it** sends, from the ORM (a flush) or from Core
+#   (`update(User)...`), unless the statement sets that column itself; here a Python function.
+#   It lives in Python, not in the table: an UPDATE written in plain SQL leaves `updated_at` alone.
 
 # %%
 from datetime import datetime, timezone
@@ -322,8 +338,12 @@ except TypeError as exc:
 # %% [markdown]
 # `DateTime(timezone=True)` becomes `TIMESTAMP WITH TIME ZONE` in PostgreSQL, which stores the
 # instant and gives back aware datetimes. MySQL's `DATETIME` and SQLite's text dates keep no
-# zone, so they give back naive values: write UTC and read it as UTC (section 11 shows what each
-# backend returns).
+# zone, so they give back naive values: write UTC and read it as UTC. That only holds if
+# *everything* that writes uses UTC. `utc_now()` does, on the Python side. On the database side,
+# `func.now()` is UTC in SQLite (`CURRENT_TIMESTAMP`) but, in MySQL, the wall-clock time of the
+# session's time zone: on a server set to Europe/Paris, `created_at` (from `NOW()`) and
+# `updated_at` (from Python) would be one or two hours apart. That is why `make_engine()` sets
+# `time_zone = '+00:00'` on every MySQL connection. (Section 11 shows what each backend returns.)
 #
 # ### Exercise 04a.1 · Shelves and books (warm-up)
 #
@@ -451,7 +471,7 @@ with Session() as session:
 # The session keeps an **identity map**: one Python object per row. Asking twice for the same
 # row gives the same object, and `session.get(Model, primary_key)` does not even query when the
 # object is already loaded. We also see the two defaults at work: `created_at` was filled by the
-# database, and `updated_at` is set by the ORM on the first UPDATE.
+# database, and `updated_at` is set by SQLAlchemy on the first UPDATE.
 
 # %%
 with Session() as session:
@@ -640,7 +660,9 @@ check.published_titles(published_titles, engine, hidden=True)
 #
 # It must run unchanged on SQLite, PostgreSQL **and** MySQL: `count(...) FILTER (WHERE ...)`
 # does not exist in MySQL, but `sum(case(...))` does everywhere (and `coalesce` turns the
-# NULL sum of a user without posts into 0).
+# NULL sum of a user without posts into 0). The check runs your statement on the backend you
+# chose, then on the other two, in tables of its own that it removes again (that is why it
+# needs `course`).
 
 # %% nbgrader={"grade": false, "grade_id": "ex04a-3-answer", "locked": false, "schema_version": 3, "solution": true}
 from sqlalchemy import case
@@ -657,9 +679,9 @@ author_stats_stmt = (
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "ex04a-3-check", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-check.author_stats(author_stats_stmt, engine)
+check.author_stats(author_stats_stmt, engine, course)
 ### BEGIN HIDDEN TESTS
-check.author_stats(author_stats_stmt, engine, hidden=True)
+check.author_stats(author_stats_stmt, engine, course, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1027,8 +1049,10 @@ with Session() as session:
 # **one** bulk `insert(Tag)` with a list of dicts (one SELECT to find the existing names is
 # fine). Return how many tags you inserted. Do not commit: the caller decides.
 #
-# Careful with an empty list: `session.execute(insert(Tag), [])` does not insert nothing, it
-# inserts **one** row of defaults. The check tries that case.
+# Careful with an empty list: `session.execute(insert(Tag), [])` does not insert nothing. It
+# sends `INSERT INTO tags DEFAULT VALUES`, one row made of the columns' defaults, and here that
+# fails, since `name` is NOT NULL and has no default (on a table where every column has a
+# default, it would silently insert a row). The check tries that case.
 
 # %% nbgrader={"grade": false, "grade_id": "ex04a-7-answer", "locked": false, "schema_version": 3, "solution": true}
 def add_tags(session, names: list[str]) -> int:
@@ -1189,6 +1213,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import MetaData
 
+# Start from no migrations at all, also when this section runs again: an empty folder, and no
+# table that an earlier run migrated (Alembic records the applied revision in alembic_version).
+with engine.begin() as conn:
+    for table in ("customers", "alembic_version"):
+        conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
 project = course.path("alembic")  # the scratch folder of this notebook
 shutil.rmtree(project, ignore_errors=True)
 project.mkdir(parents=True)
@@ -1624,6 +1653,9 @@ check.user_in(UserIn, User, engine, hidden=True)
 # them, including the backend you chose above.)
 
 # %%
+from datetime import timedelta
+
+
 def column_type(table, column: str, engine) -> str:
     """The type a dialect writes for a column in CREATE TABLE (without NULL / DEFAULT)."""
     ddl = str(CreateTable(table).compile(engine))
@@ -1645,8 +1677,11 @@ for name in BACKENDS:
             results[name] = [(r.name, r.posts, int(r.views)) for r in session.execute(report)]
             ada = session.scalars(select(User).where(User.name == "Ada")).one()
             aware = ada.created_at.tzinfo is not None
+            created = ada.created_at if aware else ada.created_at.replace(tzinfo=timezone.utc)  # naive: read as UTC
+            in_utc = abs(datetime.now(timezone.utc) - created) < timedelta(minutes=5)  # written seconds ago
         types = {col: column_type(Post.__table__, col, other) for col in ("id", "published", "created_at")}
-        print(f"{name:<9} {other.dialect.name + '+' + other.dialect.driver:<19} aware datetimes: {aware!s:<5} {types}")
+        print(f"{name:<9} {other.dialect.name + '+' + other.dialect.driver:<19} aware datetimes: {aware!s:<5} "
+              f"created_at in UTC: {in_utc}  {types}")
     finally:
         other.dispose()
 
@@ -1656,10 +1691,12 @@ print(results["sqlite"])
 # %% [markdown]
 # The types differ (`INTEGER` / `SERIAL` / `INTEGER AUTO_INCREMENT`, `BOOLEAN` / `BOOL`,
 # `DATETIME` / `TIMESTAMP WITH TIME ZONE`), the results do not. Only PostgreSQL hands back
-# timezone-aware datetimes: with MySQL and SQLite, treat what you read as UTC. Portability has
-# limits you have now met: `FILTER (WHERE ...)` (exercise 3), case-insensitive comparisons and
-# ordering under MySQL's default collation, SQLite's missing `ALTER COLUMN` (Alembic's batch
-# mode), and which drivers batch inserts. Test on the database you deploy to.
+# timezone-aware datetimes: with MySQL and SQLite, treat what you read as UTC, which is right
+# because every writer used UTC (the database's `now()` too, thanks to the session time zone
+# that `make_engine()` sets on MySQL). Portability has limits you have now met:
+# `FILTER (WHERE ...)` (exercise 3), case-insensitive comparisons and ordering under MySQL's
+# default collation, SQLite's missing `ALTER COLUMN` (Alembic's batch mode), and which drivers
+# batch inserts. Test on the database you deploy to.
 #
 # Close what you opened:
 
@@ -1673,9 +1710,11 @@ print("engine pool closed; the next use opens new connections")
 # * One **engine** per database (dialect + pool); **sessions** for the ORM's unit of work;
 #   `with Session() as s` closes, `with s.begin()` commits or rolls back.
 # * Models: `DeclarativeBase`, `Mapped[...]`, `mapped_column`; `server_default=func.now()` is
-#   filled by the database, `onupdate=` by the ORM; relationships with `back_populates`;
+#   filled by the database, `onupdate=` by SQLAlchemy on the UPDATEs it sends (ORM or Core, not
+#   plain SQL); relationships with `back_populates`;
 #   many-to-many through an association table; `cascade="all, delete-orphan"` for children that
-#   cannot live without their parent. Timestamps: aware UTC (`datetime.now(timezone.utc)`).
+#   cannot live without their parent. Timestamps: aware UTC (`datetime.now(timezone.utc)`), and a
+#   UTC session time zone on MySQL so that `NOW()` agrees.
 # * Queries are `select()` statements: `where`, `join` along relationships, `group_by` /
 #   `having`, subqueries; `session.scalars()` for objects, `session.execute()` for rows.
 # * Raw SQL goes through `text()` with `:name` parameters passed as a dict (never keyword

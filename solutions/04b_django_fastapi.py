@@ -164,6 +164,13 @@ class ProductQuerySet(models.QuerySet):
         return self.filter(category__name=name)
 
 
+class ActiveProductManager(models.Manager.from_queryset(ProductQuerySet)):
+    """An extra manager whose get_queryset() hides inactive products from everything it returns."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(is_active=True)
+
+
 class Product(models.Model):
     sku = models.CharField(max_length=20, unique=True)
     name = models.CharField(max_length=100)
@@ -174,6 +181,7 @@ class Product(models.Model):
     tags = models.ManyToManyField(Tag, related_name="products", blank=True)
 
     objects = ProductQuerySet.as_manager()  # the manager: Product.objects.<queryset methods>
+    active = ActiveProductManager()          # a second manager (section 7): active products only
 
     class Meta:
         ordering = ["sku"]
@@ -481,6 +489,11 @@ CUSTOMERS = [  # email, name, country
     ("marie@example.org", "Marie Curie", "FR"), ("emmy@example.org", "Emmy Noether", "DE"),
 ]
 
+# Safe to re-run: empty the tables this cell fills (ids start from 1 again), keep the reference data.
+with connection.cursor() as cursor:
+    cursor.execute("TRUNCATE shop_orderitem, shop_order, shop_customer, shop_stockmovement, shop_product_tags, "
+                   "shop_product RESTART IDENTITY")
+
 categories = {c.name: c for c in Category.objects.all()}
 tags = {t.name: t for t in Tag.objects.all()}
 products = Product.objects.bulk_create([
@@ -670,7 +683,7 @@ for query in captured.captured_queries:
     print(query["sql"], end="\n\n")
 
 # %% [markdown]
-# ### Exercise 04b.2 · Find and fix: a slow order page
+# ### Exercise 04b.2 · Find and fix: a slow order page (find and fix)
 #
 # This function builds the "paid orders" page of the shop. It gives the right answer, but it sends
 # one query for the orders, one per order for its customer, one per order for its items and one
@@ -808,7 +821,7 @@ discounted = (OrderItem.objects.filter(unit_price__lt=F("product__price"))
 print("sold below today's price:", list(discounted))
 
 # %% [markdown]
-# ### Exercise 04b.3 · Find and fix: the lost sale
+# ### Exercise 04b.3 · Find and fix: the lost sale (find and fix)
 #
 # The shop sells with this function. Under load, stock counts drift upwards: sales get lost, as
 # in the demonstration above, and it can sell more than it has.
@@ -897,7 +910,7 @@ print("check:               tags", Product.objects.get(sku="BK-002").tags.count(
       "sold", OrderItem.objects.filter(product__sku="BK-002").aggregate(s=Sum("quantity"))["s"])
 
 # %% [markdown]
-# ### Exercise 04b.4 · A customer report
+# ### Exercise 04b.4 · A customer report (practice)
 #
 # Write `customer_report()` returning a **list of dicts**, one per customer (all customers, even
 # those without orders), with the keys
@@ -953,18 +966,29 @@ check.customer_report(customer_report, hidden=True)
 #     objects = ProductQuerySet.as_manager()      # or models.Manager.from_queryset(ProductQuerySet)()
 # ```
 #
-# A manager can also override `get_queryset()` to filter *everything* it returns (a
-# `PublishedManager` that hides drafts). Do that only on an extra manager (`Post.published`), never
-# on `objects`: the first manager is the model's default, used by related lookups and
-# `dumpdata`, and rows it hides seem to vanish.
+# A manager can also override `get_queryset()` to filter *everything* it returns. Our models
+# have one: `Product.active`, an `ActiveProductManager` whose `get_queryset()` keeps only active
+# products. It is built with `models.Manager.from_queryset(ProductQuerySet)`, so it has the
+# QuerySet's methods too (`as_manager()` is the short form of the same thing, for a manager that
+# adds nothing else). Put such a filtering manager *next to* `objects`, never in its place: the
+# first manager declared is the model's **default manager**, which Django uses where it needs
+# "all the rows" (related lookups such as `category.products`, `dumpdata`, the admin), and rows it
+# hides seem to vanish.
 
 # %%
 print([p.sku for p in Product.objects.available().in_category("Garden")])
 print([p.sku for p in Product.objects.in_category("Toys").available().filter(price__lt=30)])
 print(Product.objects.available().aggregate(units=Sum("stock")))
 
+print("Product.objects:", Product.objects.count(), "products | Product.active:", Product.active.count())
+print("active toys:", [p.sku for p in Product.active.in_category("Toys")])  # a QuerySet method, via from_queryset
+print("default manager:", Product._meta.default_manager.name)
+toys = Category.objects.get(name="Toys")
+print("toys.products uses the default manager:", toys.products.count(), "products |",
+      'toys.products(manager="active"):', toys.products(manager="active").count())
+
 # %% [markdown]
-# ### Exercise 04b.5 · A QuerySet for orders
+# ### Exercise 04b.5 · A QuerySet for orders (practice)
 #
 # Write `OrderQuerySet`, a subclass of `django.db.models.QuerySet` with three chainable methods:
 #
@@ -974,9 +998,12 @@ print(Product.objects.available().aggregate(units=Sum("stock")))
 #   items (`0` for an order without items).
 #
 # Each method returns a QuerySet of the same class, so that they chain in any order. In a project
-# you would attach it with `objects = OrderQuerySet.as_manager()` in `Order`; our models are
-# already loaded, so use it directly: `OrderQuerySet(Order)` is the QuerySet that such a manager
-# starts from. The check builds it that way and compares chains with SQL.
+# you would attach it in the model, `objects = OrderQuerySet.as_manager()`, and call
+# `Order.objects.open()`. Our models are already loaded, so try your methods on
+# `OrderQuerySet(Order)`, the QuerySet that such a manager's `get_queryset()` starts from. The check
+# attaches your class to `Order` as a manager built with `OrderQuerySet.as_manager()` (and removes
+# it afterwards), then compares chains that start from that manager with SQL. (A manager copies
+# the QuerySet's public methods; a method whose name starts with `_` stays on the QuerySet.)
 
 # %% nbgrader={"grade": false, "grade_id": "ex04b-5-answer", "locked": false, "schema_version": 3, "solution": true}
 from django.db import models
@@ -1079,7 +1106,7 @@ print("counter:", Customer.objects.get(pk=ada.pk).order_count, "| real:", ada.or
 print("disconnected:", post_save.disconnect(sender=Order, dispatch_uid="count_orders"))
 
 # %% [markdown]
-# ### Exercise 04b.6 · An audit log with a signal
+# ### Exercise 04b.6 · An audit log with a signal (practice)
 #
 # Write a receiver `record_sale` for `post_save` of `OrderItem`, connected with
 # `dispatch_uid="record_sale"`. When an order item is **created** (not when it is saved again, and
@@ -1136,6 +1163,11 @@ check.record_sale(record_sale, hidden=True)
 # %%
 from django.db import IntegrityError
 
+# Exercise 04b.6's receiver has done its job. Receivers stay connected for the life of the process,
+# and the orders below create order items: disconnect it, so that an unfinished receiver cannot
+# break them.
+post_save.disconnect(sender=OrderItem, dispatch_uid="record_sale")
+
 
 class OutOfStock(Exception):
     pass
@@ -1160,8 +1192,15 @@ def stock(*skus):
     return dict(Product.objects.filter(sku__in=skus).values_list("sku", "stock"))
 
 
+# Safe to re-run: first undo what an earlier run of this cell did (its order, and the stock it took).
+Order.objects.filter(pk__in=globals().get("demo_orders", [])).delete()
+for sku, _, _, _, initial, _, _ in PRODUCTS:
+    if sku in ("BK-001", "EL-003"):
+        Product.objects.filter(sku=sku).update(stock=initial)
+
 print("before:", stock("BK-001", "EL-003"), "| orders:", Order.objects.count())
 order = place_order("grace@example.org", {"BK-001": 2, "EL-003": 1})
+demo_orders = [order.pk]
 print("placed an order with", order.items.count(), "items")
 print("after: ", stock("BK-001", "EL-003"), "| orders:", Order.objects.count())
 try:
@@ -1281,7 +1320,7 @@ check.cancel_order(cancel_order, course, hidden=True)
 # SQLAlchemy classes are called `...Row`.
 
 # %%
-from sqlalchemy import ForeignKey, Numeric, String, create_engine, select
+from sqlalchemy import ForeignKey, Numeric, String, create_engine, delete, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, joinedload, mapped_column, relationship, sessionmaker
 
 
@@ -1442,6 +1481,8 @@ app.dependency_overrides[get_db] = get_notebook_db
 client = TestClient(app)
 
 new = {"sku": "BK-005", "name": "Refactoring Databases", "category": "Books", "price": "42.00", "stock": 5}
+with NotebookSession.begin() as session:  # safe to re-run: remove the product an earlier run created
+    session.execute(delete(ProductRow).where(ProductRow.sku == new["sku"]))
 response = client.post("/products", json=new)
 print("create:   ", response.status_code, response.json())
 again = client.post("/products", json=new)
@@ -1509,7 +1550,7 @@ with rolled_back_client(app) as test_client:
 print("after the test:            read", client.get("/products/TE-001").status_code, "(rolled back)")
 
 # %% [markdown]
-# ### Exercise 04b.8 · One transaction per request
+# ### Exercise 04b.8 · One transaction per request (practice)
 #
 # `get_db` above leaves committing to each endpoint. Another common design makes the dependency
 # own the transaction: **commit** when the endpoint finished without an exception, **roll back**
@@ -1549,7 +1590,7 @@ check.get_db_tx(get_db_tx, course, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Exercise 04b.9 · A restock endpoint
+# ### Exercise 04b.9 · A restock endpoint (practice)
 #
 # Create `restock_router = APIRouter()` and add to it `POST /products/{sku}/restock`, whose JSON
 # body is `{"quantity": <int>}`:
@@ -1557,15 +1598,22 @@ check.get_db_tx(get_db_tx, course, hidden=True)
 # * `quantity` must be an integer from 1 to 1000: anything else is a **422** (let a Pydantic model
 #   with `Field(ge=1, le=1000)` do it);
 # * an unknown sku is a **404**;
-# * otherwise add `quantity` to the product's stock (with SQL arithmetic, as with `F()`:
-#   `update(ProductRow).where(...).values(stock=ProductRow.stock + quantity)`, or on the loaded
-#   object), commit, and answer **200** with the product as a `ProductOut`.
+# * otherwise add `quantity` to the product's stock, commit, and answer **200** with the product
+#   as a `ProductOut`.
+#
+# Requests run concurrently, so the restock must not lose a sale that another request makes
+# meanwhile (section 5's lost update). Either let the database do the arithmetic, as with `F()`:
+# `update(ProductRow).where(...).values(stock=ProductRow.stock + quantity)`; or load the product
+# with `.with_for_update()` before changing `product.stock` in Python. A plain
+# `product.stock += quantity` on an unlocked object is the read-modify-write that loses updates.
 #
 # Take the session from `get_db` (`db: DbSession`), and answer with the stock *after* the change
 # (an `update()` statement does not refresh objects already loaded: select the product afterwards
 # with `.execution_options(populate_existing=True)`, or call `db.refresh(product)`). You may need
 # `from sqlalchemy import update`. The check mounts your router in a fresh app, overrides `get_db`
 # with a session whose changes it rolls back, and compares status codes and JSON with the database.
+# On one product of its own it makes another connection sell 3 **in the middle** of your endpoint
+# (just before its first `UPDATE`): the final stock must account for both.
 
 # %% nbgrader={"grade": false, "grade_id": "ex04b-9-answer", "locked": false, "schema_version": 3, "solution": true}
 ### BEGIN SOLUTION
@@ -1640,7 +1688,7 @@ from typing import Protocol
 
 
 class ProductRepository(Protocol):
-    def get(self, sku: str) -> ProductRow | None: ...
+    def get(self, sku: str) -> ProductRow | None: ...  # for changing it: locked until the unit of work ends
     def add(self, product: ProductRow) -> None: ...
     def list_all(self) -> list[ProductRow]: ...
 
@@ -1650,7 +1698,9 @@ class SqlAlchemyProductRepository:
         self.session = session
 
     def get(self, sku):
-        return self.session.scalar(select(ProductRow).where(ProductRow.sku == sku))
+        # SELECT ... FOR UPDATE: the caller is about to change the product, so no other transaction
+        # may change the row until this one ends (see below).
+        return self.session.scalar(select(ProductRow).where(ProductRow.sku == sku).with_for_update())
 
     def add(self, product):
         self.session.add(product)
@@ -1740,7 +1790,17 @@ class FakeUnitOfWork:
 
 # %% [markdown]
 # A business operation written against the interface. It never imports SQLAlchemy, never sees a
-# session, and says in one place where the transaction ends:
+# session, and says in one place where the transaction ends.
+#
+# It also does what section 5 warned against: it reads the stock, checks a rule in Python and
+# writes back a number computed in Python (`product.stock += change`). On its own that loses
+# updates: a sale that another request commits between our read and our commit is overwritten.
+# Here it is safe because of the repository: `get()` loads the row `FOR UPDATE`, so the other
+# request's `UPDATE` waits until our unit of work commits (or rolls back) and then applies to our
+# result, as in section 9. The alternative is SQL arithmetic, `update(ProductRow).where(...)
+# .values(stock=ProductRow.stock + change)`, which needs no lock but moves the rule ("never below
+# zero") into the `WHERE` clause. The fake repository needs neither: nothing else touches its
+# dict.
 
 # %%
 def adjust_stock(uow, sku, change, reason):
@@ -1770,8 +1830,17 @@ with SqlAlchemyUnitOfWork() as uow:
     print("GA-002 stock:", uow.products.get("GA-002").stock,
           "| movements:", [(m.change, m.reason) for m in uow.movements.for_product("GA-002")])
 
+    # The unit of work holds GA-002's row lock now: another connection's sale has to wait for it.
+    with course.connect_postgres() as other:
+        other.execute("SET lock_timeout = '200ms'")
+        try:
+            other.execute("UPDATE shop_product SET stock = stock - 1 WHERE sku = %s", ["GA-002"])
+        except psycopg.errors.LockNotAvailable:
+            print("a sale from another connection waits for the unit of work (here: gives up after 200 ms)")
+        other.rollback()
+
 # %% [markdown]
-# ### Exercise 04b.10 · A repository query
+# ### Exercise 04b.10 · A repository query (practice)
 #
 # The warehouse wants the products to reorder. Add a method `low_stock(threshold)` to **both**
 # repositories by writing two subclasses:
@@ -1816,8 +1885,11 @@ check.low_stock(SqlLowStockRepository, MemoryLowStockRepository, NotebookSession
 # commit **once**.
 #
 # If a sku is unknown, raise `KeyError(sku)` and commit **nothing**, not even the skus processed
-# before it. The check runs your function with `FakeUnitOfWork` (counting commits) and with
-# `SqlAlchemyUnitOfWork` on PostgreSQL (reading the result from another connection).
+# before it. Take the products from `uow.products.get(sku)`: it locks each row until the commit,
+# so changing `product.stock` in Python loses no sale made meanwhile by another request. The check
+# runs your function with `FakeUnitOfWork` (counting commits) and with `SqlAlchemyUnitOfWork` on
+# PostgreSQL (reading the result from another connection, which also tries to sell during the
+# delivery).
 
 # %% nbgrader={"grade": false, "grade_id": "ex04b-11-answer", "locked": false, "schema_version": 3, "solution": true}
 ### BEGIN SOLUTION
@@ -1850,7 +1922,8 @@ check.receive_delivery(receive_delivery, SqlAlchemyUnitOfWork, FakeUnitOfWork, P
 #   `Session`, moves data between them and the tables. Objects have no `save()`; the session
 #   tracks what changed (**unit of work**) and keeps one object per row (**identity map**).
 #
-# The same row, both ways:
+# The same row, both ways (a read-modify-write on one connection, to show who saves what; with
+# concurrent requests use `F()`, SQL arithmetic or a row lock, as in sections 5, 9 and 11):
 
 # %%
 django_product = Product.objects.get(sku="GA-001")
@@ -1894,20 +1967,26 @@ print("stock now:", Product.objects.get(sku="GA-001").stock)
 #
 # * `"the object has a save() method"`
 # * `"a session keeps one object per database row"`
-# * `"the ORM class corresponds to a table"`
+# * `"each row you load becomes a Python object"`
 # * `"plain domain objects can be tested without any database"`
 # * `"Django's Model"`
 # * `"SQLAlchemy's Session"`
+# * `"the model class itself offers the queries, as in Product.objects.filter(...)"`
+# * `"changes reach the database when a separate object is told to flush or commit"`
+#
+# The visible check looks at the first six; the hidden tests grade all eight.
 
 # %% nbgrader={"grade": false, "grade_id": "ex04b-12-answer", "locked": false, "schema_version": 3, "solution": true}
 ### BEGIN SOLUTION
 patterns = {
     "the object has a save() method": "active record",
     "a session keeps one object per database row": "data mapper",
-    "the ORM class corresponds to a table": "both",
+    "each row you load becomes a Python object": "both",
     "plain domain objects can be tested without any database": "data mapper",
     "Django's Model": "active record",
     "SQLAlchemy's Session": "data mapper",
+    "the model class itself offers the queries, as in Product.objects.filter(...)": "active record",
+    "changes reach the database when a separate object is told to flush or commit": "data mapper",
 }
 ### END SOLUTION
 
@@ -1929,15 +2008,19 @@ check.patterns(patterns, hidden=True)
 #   `prefetch_related` adds one query per relation (reverse FK, M2M): N+1 becomes constant.
 # * `F()` does arithmetic in the database: no lost updates; a conditional `update()` prevents
 #   overselling. `annotate` computes per row, `aggregate` over all; beware of multiplying joins.
-# * Custom QuerySet methods + `as_manager()` name your filters once. Signals are synchronous, run in
-#   the caller's transaction, and skip `update()` / `bulk_create()`: use them sparingly.
+# * Custom QuerySet methods + `as_manager()` (or `Manager.from_queryset`) name your filters once; a
+#   `get_queryset()` override belongs on an extra manager, never on the default one. Signals are
+#   synchronous, run in the caller's transaction, and skip `update()` / `bulk_create()`: use them
+#   sparingly.
 # * `transaction.atomic` makes changes all-or-nothing (nested blocks are savepoints);
 #   `select_for_update` locks rows you are about to change.
 # * FastAPI: a `yield` dependency gives each request a session and closes it; Pydantic models define
 #   the contract (422 for bad input); `dependency_overrides` + `TestClient` test the app in-process,
 #   in a transaction that is rolled back.
 # * Repository + Unit of Work keep business code independent of the ORM and testable with fakes;
-#   Django is Active Record, SQLAlchemy a Data Mapper.
+#   a repository that hands out objects to change locks their rows (`with_for_update()`), or the
+#   read-modify-write in the business code loses concurrent updates. Django is Active Record,
+#   SQLAlchemy a Data Mapper.
 #
 # Your progress in this chapter:
 

@@ -231,6 +231,22 @@ def test_order_queryset(nb, check):
     rejects(check.order_queryset, NoZero, hidden=True, match="some values differ")
     rejects(check.order_queryset, object, match="subclasses django.db.models.QuerySet")
 
+    class QuerySetOnly(Base):  # works as OrderQuerySet(Order).open(), but a manager does not get the method
+        def open(self):
+            return self.filter(status__in=["new", "paid"])
+
+        open.queryset_only = True
+
+    assert QuerySetOnly(nb["Order"]).open().exists()
+    rejects(check.order_queryset, QuerySetOnly, match="the manager made by OrderQuerySet.as_manager() has no method `open`")
+
+    # the check's manager is attached only while it runs
+    Order = nb["Order"]
+    assert not hasattr(Order, check.CHECK_MANAGER)
+    assert [m.name for m in Order._meta.managers] == ["objects"]
+    check.order_queryset(nb["OrderQuerySet"])  # and a second run uses the class it is given
+    rejects(check.order_queryset, OnlyNew, match="with status new or paid")
+
 
 # --------------------------------------------------------------------------- 04b.6
 
@@ -432,6 +448,37 @@ def test_restock_endpoint(nb, check):
     rejects(check.restock_endpoint, own_session, get_db, course, match="session of its own")
     rejects(check.restock_endpoint, None, get_db, course, match="no answer yet")
 
+    read_modify_write = APIRouter()  # right in every way but one: it writes back a number computed in Python
+
+    @read_modify_write.post("/products/{sku}/restock", response_model=ProductOut)
+    def restock_e(sku: str, body: nb["Restock"], db: DbSession):  # noqa: F821
+        product = db.scalar(select(ProductRow).where(ProductRow.sku == sku))
+        if product is None:
+            raise HTTPException(404)
+        product.stock += body.quantity
+        db.commit()
+        db.refresh(product)
+        return product
+
+    text = rejects(check.restock_endpoint, read_modify_write, get_db, course, match="that sale was lost")
+    assert "with_for_update" in text and "ZZ-931" in text
+
+    locked = APIRouter()  # the same with a row lock: right
+
+    @locked.post("/products/{sku}/restock", response_model=ProductOut)
+    def restock_f(sku: str, body: nb["Restock"], db: DbSession):  # noqa: F821
+        product = db.scalar(select(ProductRow).where(ProductRow.sku == sku).with_for_update())
+        if product is None:
+            raise HTTPException(404)
+        product.stock += body.quantity
+        db.commit()
+        db.refresh(product)
+        return product
+
+    check.restock_endpoint(locked, get_db, course, hidden=True)
+    with nb["notebook_engine"].connect() as conn:  # the check's own products are gone again
+        assert conn.exec_driver_sql("SELECT count(*) FROM shop_product WHERE sku LIKE 'ZZ-%%'").scalar() == 0
+
 
 # --------------------------------------------------------------------------- 04b.10
 
@@ -498,13 +545,32 @@ def test_receive_delivery(nb, check):
 
     rejects(check.receive_delivery, no_movements, *args, match="reason 'delivery'")
 
+    def unlocked(uow, deliveries):  # list_all() loads without a lock: a concurrent sale is overwritten
+        with uow:
+            by_sku = {p.sku: p for p in uow.products.list_all()}
+            for sku, quantity in deliveries.items():
+                if sku not in by_sku:
+                    raise KeyError(sku)
+                by_sku[sku].stock += quantity
+                uow.movements.add(MovementRow(product=by_sku[sku], change=quantity, reason="delivery"))
+            uow.commit()
+
+    check.receive_delivery(unlocked, *args)  # the visible check has no concurrent sale...
+    rejects(check.receive_delivery, unlocked, *args, hidden=True, match="that sale was lost")  # ...the hidden one has
+
 
 # --------------------------------------------------------------------------- 04b.12
 
 def test_patterns(nb, check):
     check.patterns(nb["patterns"], hidden=True)
-    wrong = dict(nb["patterns"], **{"the ORM class corresponds to a table": "active record"})
+    wrong = dict(nb["patterns"], **{"each row you load becomes a Python object": "active record"})
     rejects(check.patterns, wrong, match="1 of 6 answers are not right")
+    hidden_wrong = dict(nb["patterns"], **{
+        "changes reach the database when a separate object is told to flush or commit": "active record"})
+    check.patterns(hidden_wrong)  # the visible check grades six statements...
+    rejects(check.patterns, hidden_wrong, hidden=True, match="1 of 8 answers are not right")  # ...the hidden all 8
+    old = {k: v for k, v in nb["patterns"].items() if k != "each row you load becomes a Python object"}
+    rejects(check.patterns, dict(old, **{"the ORM class corresponds to a table": "both"}), match="has no entry")
     rejects(check.patterns, {"Django's Model": "active record"}, match="has no entry")
     rejects(check.patterns, dict(nb["patterns"], **{"SQLAlchemy's Session": "mapper"}), match="is not one of")
 

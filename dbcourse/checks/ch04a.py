@@ -405,13 +405,89 @@ def _run_stmt(session: Any, stmt: Any, engine: Any) -> Any:
         raise
 
 
+#: service name of each SQLAlchemy dialect the chapter runs on
+_SERVICES = {"sqlite": "sqlite", "postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
+
+#: users (name, [published flag of each post]) the portability run adds on the other backends
+PORTABLE_USERS = [("Port Ana", [True, False, True]), ("Port Bo", [False]), ("Port Cy", []),
+                  ("Port Di", [True, True, True])]
+PORTABLE_USERS_HIDDEN = [("Port Ed", [False] * 5), ("Port Al", [True] * 5), ("O'Port", [True, False])]
+
+
+def _blog_tables(stmt: Any) -> list[Any]:
+    """The Table objects ``users`` and ``posts`` of the models the statement is built on."""
+    from sqlalchemy import Table
+    from sqlalchemy.sql import visitors
+    from sqlalchemy.sql.util import find_tables
+
+    found = [el for el in visitors.iterate(stmt) if isinstance(el, Table)]
+    for clause in stmt.get_final_froms():
+        found += [t for t in find_tables(clause, include_joins=True) if isinstance(t, Table)]
+    for table in found:
+        users, posts = table.metadata.tables.get("users"), table.metadata.tables.get("posts")
+        if users is not None and posts is not None:
+            return [users, posts]
+    fail("`author_stats_stmt` is not built on the models `User` and `Post` (tables users and posts).",
+         hint="select(User.name, ...).outerjoin(User.posts)...: the check recreates those tables on the "
+              "other backends to run your statement there.")
+
+
+def _author_stats_elsewhere(stmt: Any, workspace: Any, service: str, users: list, what: str) -> None:
+    """Run the statement on another backend: in its own tables (created, then dropped), or, when this
+    namespace already has the blog tables there, on them inside a transaction that is rolled back."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.orm import Session
+
+    tables = _blog_tables(stmt)
+    metadata = tables[0].metadata
+    try:
+        engine = workspace.engine(service)
+    except Exception as exc:  # noqa: BLE001 - a missing driver or a bad URL
+        fail(f"The check could not open {service} to run your statement there: {exc}")
+    try:
+        try:
+            conn = engine.connect()
+        except DBAPIError as exc:
+            fail(f"The check could not connect to {service} to run your statement there: {_db_message(exc)}",
+                 hint="this chapter needs SQLite, PostgreSQL and MySQL: `dbcourse services up`.")
+        with conn:
+            present = set(inspect(conn).get_table_names())
+            created = [t for t in tables if t.name not in present]
+            if created:
+                metadata.create_all(conn, tables=created)
+            conn.commit()  # end the transaction that inspect() began (and keep the new tables)
+            try:
+                trans = conn.begin()
+                session = Session(bind=conn, join_transaction_mode="rollback_only")
+                try:
+                    for name, flags in users:
+                        uid = _add_user(conn, f"{name.lower().replace(' ', '-')}@example.com", name)
+                        for i, published in enumerate(flags):
+                            _add_post(conn, uid, f"{name} post {i}", published=published)
+                    compare_rows(_run_stmt(session, stmt, conn.engine), _rows_with_columns(conn, AUTHOR_STATS),
+                                 ordered=True, what=what, order_hint="order by posts descending, then name")
+                finally:
+                    session.close()
+                    if trans.is_active:
+                        trans.rollback()
+            finally:
+                if created:
+                    metadata.drop_all(conn, tables=created)
+                    conn.commit()
+    finally:
+        engine.dispose()
+
+
 @exercise("04a.3", "Statistics per author", answer="author_stats_stmt")
-def author_stats(stmt: Any, engine: Any, *, hidden: bool = False) -> None:
+def author_stats(stmt: Any, engine: Any, workspace: Any = None, *, hidden: bool = False) -> None:
     from sqlalchemy.sql import Select
 
     not_answered(stmt, "author_stats_stmt")
     expect(isinstance(stmt, Select), f"`author_stats_stmt` should be a select() statement, not {type(stmt).__name__}.",
            hint="build it with select(...); do not execute it (the check runs it)")
+    expect(workspace is not None, "pass the workspace too: check.author_stats(author_stats_stmt, engine, course).",
+           hint="the check runs your statement on all three databases, and needs `course` to reach them")
     _require_tables(engine, "users", "posts")
     with _scratch(engine) as (conn, session):
         compare_rows(_run_stmt(session, stmt, engine), _rows_with_columns(conn, AUTHOR_STATS), ordered=True,
@@ -425,6 +501,11 @@ def author_stats(stmt: Any, engine: Any, *, hidden: bool = False) -> None:
             compare_rows(_run_stmt(session, stmt, engine), _rows_with_columns(conn, AUTHOR_STATS), ordered=True,
                          what="With other data, your statement's result",
                          order_hint="order by posts descending, then name")
+    mine = _SERVICES.get(engine.dialect.name)
+    users = PORTABLE_USERS + (PORTABLE_USERS_HIDDEN if hidden else [])
+    for service in ("sqlite", "postgres", "mysql"):
+        if service != mine:
+            _author_stats_elsewhere(stmt, workspace, service, users, f"On {service}, your statement's result")
 
 
 def _text(sql: str) -> Any:
@@ -578,7 +659,19 @@ def titles_by_author(func: Any, engine: Any, *, hidden: bool = False) -> None:
 def _check_add_tags(func: Callable, session: Any, conn: Any, engine: Any, names: list[str]) -> None:
     before = set(_scalars(conn, "SELECT name FROM tags"))
     with _Recorder(engine) as recorder:
-        got = _call(f"add_tags(session, {names!r})", func, session, list(names), engine=engine)
+        if names:
+            got = _call(f"add_tags(session, {names!r})", func, session, list(names), engine=engine)
+        else:
+            try:
+                got = func(session, [])
+            except Exception as exc:
+                if not _is_db_error(exc):
+                    raise
+                sent = " ".join(str(getattr(exc, "statement", None) or "an INSERT").split())
+                fail(f"add_tags(session, []) failed in the database ({engine.dialect.name}): {_db_message(exc)}",
+                     hint="for an empty list, return 0 before executing anything: session.execute(insert(Tag), []) "
+                          f"does not insert nothing, it sends {sent!r} (one row of defaults), and tags.name is "
+                          "NOT NULL without a default")
         session.flush()
     inserts = recorder.verbs("INSERT", table="tags")
     after = set(_scalars(conn, "SELECT name FROM tags"))
@@ -586,8 +679,7 @@ def _check_add_tags(func: Callable, session: Any, conn: Any, engine: Any, names:
     expect(after - before == new,
            f"after add_tags(session, {names!r}) the new tags are {sorted(after - before)!r}; "
            f"expected {sorted(new)!r}.",
-           hint="insert each name that is not in the table yet; for an empty list, insert nothing "
-                "(session.execute(insert(Tag), []) inserts one row of defaults)")
+           hint="insert each name that is not in the table yet; for an empty list, insert nothing")
     expect(before <= after, "add_tags removed tags from the table.")
     expect(got == len(new), f"add_tags(session, {names!r}) returned {got!r}; expected {len(new)} "
                             "(the number of tags inserted).")

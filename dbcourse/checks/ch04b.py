@@ -421,6 +421,23 @@ def _ids(qs) -> set:
     return {o.pk for o in qs}
 
 
+CHECK_MANAGER = "check_orders"
+
+
+@contextlib.contextmanager
+def _manager_on(model, name: str, manager):
+    """Attach ``manager`` to ``model`` as ``model.<name>``, as ``name = manager`` in the class body would,
+    for the duration of the block; then take it off again, so that re-running the check starts clean."""
+    model.add_to_class(name, manager)  # Manager.contribute_to_class: sets manager.model and registers it
+    try:
+        yield getattr(model, name)
+    finally:
+        model._meta.local_managers = [m for m in model._meta.local_managers if m is not manager]
+        with contextlib.suppress(AttributeError):
+            delattr(model, name)
+        model._meta._expire_cache()
+
+
 @exercise("04b.5", "A QuerySet for orders", answer="OrderQuerySet")
 def order_queryset(cls: Any, *, hidden: bool = False) -> None:
     not_answered(cls, "OrderQuerySet")
@@ -431,13 +448,29 @@ def order_queryset(cls: Any, *, hidden: bool = False) -> None:
            "`OrderQuerySet` should be a class that subclasses django.db.models.QuerySet.")
     for name in ("open", "placed_in", "with_total"):
         expect(callable(getattr(cls, name, None)), f"`OrderQuerySet` has no method `{name}`.")
+    try:
+        manager = cls.as_manager()
+    except Exception as exc:  # noqa: BLE001 - e.g. an __init__ with another signature
+        fail(f"OrderQuerySet.as_manager() failed: {type(exc).__name__}: {exc}",
+             hint="subclass models.QuerySet and add methods; do not change __init__.")
+    with _manager_on(m.Order, CHECK_MANAGER, manager) as orders:
+        for name in ("open", "placed_in", "with_total"):
+            expect(callable(getattr(orders, name, None)),
+                   f"the manager made by OrderQuerySet.as_manager() has no method `{name}`, so "
+                   f"Order.objects.{name}() would not work in a project.",
+                   hint="a manager copies the QuerySet's public methods: no leading `_` in the name, and no "
+                        "`queryset_only = True` on the method.")
+        _order_chains(m, cls, orders, hidden)
+
+
+def _order_chains(m, cls, base, hidden: bool) -> None:
+    """Compare chains that start from the manager ``base`` with SQL."""
 
     def check_type(qs, chain: str):
         expect(isinstance(qs, cls), f"{chain} returned a {type(qs).__name__}, not an OrderQuerySet, so it cannot "
                                     "be chained further.", hint="return self.filter(...) / self.annotate(...).")
         return qs
 
-    base = cls(m.Order)
     open_ids = {r[0] for r in _sql("SELECT id FROM shop_order WHERE status IN ('new', 'paid')")}
     got = _ids(check_type(base.open(), "open()"))
     expect(got == open_ids, f"open() returned {len(got)} orders; there are {len(open_ids)} with status new or paid.")
@@ -782,6 +815,32 @@ def _pool_of(dep):
 
 # --------------------------------------------------------------------------- 04b.9
 
+@contextlib.contextmanager
+def _before_sa_update(target, table: str, action) -> Iterator[dict]:
+    """Run ``action()`` just before the first ``UPDATE`` of ``table`` that SQLAlchemy sends through
+    ``target`` (a Connection, or the Engine class for every engine)."""
+    from sqlalchemy import event
+
+    state = {"fired": False, "result": None}
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        words = statement.split(None, 2)
+        if not state["fired"] and len(words) > 1 and words[0].upper() == "UPDATE" and words[1].strip('"') == table:
+            state["fired"] = True
+            state["result"] = action()
+
+    event.listen(target, "before_cursor_execute", before)
+    try:
+        yield state
+    finally:
+        event.remove(target, "before_cursor_execute", before)
+
+
+LOST_UPDATE_HINT = ("`product.stock += quantity` on an object loaded without a lock writes back a number computed "
+                    "in Python: let the database add, update(ProductRow).where(ProductRow.sku == sku)"
+                    ".values(stock=ProductRow.stock + quantity), or load the product with .with_for_update() first.")
+
+
 @exercise("04b.9", "A restock endpoint", answer="restock_router")
 def restock_endpoint(router: Any, get_db: Any = None, workspace: Any = None, *, hidden: bool = False) -> None:
     not_answered(router, "restock_router")
@@ -790,12 +849,24 @@ def restock_endpoint(router: Any, get_db: Any = None, workspace: Any = None, *, 
                                                   "restock_router = APIRouter().")
     expect(callable(get_db) and workspace is not None,
            "call the check as check.restock_endpoint(restock_router, get_db, course).")
+    # Committed products of the check's own, for the concurrent sale (another connection must see them).
+    with _scratch(workspace, {"ZZ-931": 10, "ZZ-932": 4}):
+        engine = workspace.engine("postgres")
+        connection = engine.connect()
+        outer = connection.begin()
+        try:
+            _restock_cases(router, get_db, workspace, engine, connection, hidden)
+        finally:
+            outer.rollback()  # before _scratch removes its products: our transaction may lock their rows
+            connection.close()
+            engine.dispose()
+
+
+def _restock_cases(router, get_db, workspace, engine, connection, hidden: bool) -> None:
     from sqlalchemy import text
     from sqlalchemy.orm import Session
 
-    engine = workspace.engine("postgres")
-    connection = engine.connect()
-    outer = connection.begin()
+    fastapi, TestClient = _fastapi()
 
     def override():
         with Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False) as session:
@@ -807,66 +878,80 @@ def restock_endpoint(router: Any, get_db: Any = None, workspace: Any = None, *, 
     client = TestClient(app, raise_server_exceptions=False)
     query = text("SELECT p.sku, p.name, c.name AS category, p.price, p.stock FROM shop_product p "
                  "JOIN shop_category c ON c.id = p.category_id WHERE p.sku = :sku")
-    try:
-        skus = [r[0] for r in connection.execute(text("SELECT sku FROM shop_product WHERE is_active ORDER BY sku"))]
-        expect(len(skus) >= 2, "The shop has no products: run the notebook from the top first.")
+    skus = [r[0] for r in connection.execute(text("SELECT p.sku FROM shop_product p JOIN shop_category c "
+                                                  "ON c.id = p.category_id WHERE p.is_active AND c.name <> :mark "
+                                                  "ORDER BY p.sku"), {"mark": MARK})]
+    expect(len(skus) >= 2, "The shop has no products: run the notebook from the top first.")
 
-        def committed_stock(sku):
-            with engine.connect() as fresh:  # outside the test transaction
-                return fresh.execute(text("SELECT stock FROM shop_product WHERE sku = :sku"), {"sku": sku}).scalar()
+    def committed_stock(sku):
+        with engine.connect() as fresh:  # outside the test transaction
+            return fresh.execute(text("SELECT stock FROM shop_product WHERE sku = :sku"), {"sku": sku}).scalar()
 
-        def restock(sku, quantity):
-            before = connection.execute(query, {"sku": sku}).mappings().one()
-            outside = committed_stock(sku)
+    def restock(sku, quantity, *, rival=0):
+        """POST a restock; with ``rival``, another connection sells that many just before the endpoint's UPDATE."""
+        before = connection.execute(query, {"sku": sku}).mappings().one()
+        outside = committed_stock(sku)
+        if rival:
+            sale = [("UPDATE shop_product SET stock = stock - %s WHERE sku = %s", [rival, sku])]
+            with _before_sa_update(connection, "shop_product", lambda: _other_connection(workspace, sale)) as state:
+                response = client.post(f"/products/{sku}/restock", json={"quantity": quantity})
+            sold = rival if state["result"] else 0  # False: our transaction's lock made the sale give up
+        else:
             response = client.post(f"/products/{sku}/restock", json={"quantity": quantity})
-            expect(response.status_code == 200,
-                   f"POST /products/{sku}/restock with quantity {quantity} answered {response.status_code} "
-                   f"({response.text[:150]}); expected 200.",
-                   hint="the path is \"/products/{sku}/restock\" and the body {\"quantity\": ...}." if
-                   response.status_code in (404, 405) else None)
-            if committed_stock(sku) != outside:
-                with engine.begin() as fix:  # undo a change that escaped the test transaction
-                    fix.execute(text("UPDATE shop_product SET stock = :s WHERE sku = :sku"), {"s": outside, "sku": sku})
-                fail("your endpoint changed the stock through a session of its own, not the one from `get_db`, so "
-                     "the test override could not roll it back.", hint="take the session as a parameter: "
-                                                                       "`db: DbSession` (Depends(get_db)).")
-            after = connection.execute(query, {"sku": sku}).mappings().one()
-            expect(after["stock"] == before["stock"] + quantity,
-                   f"after restocking {quantity} × {sku} the stock in the database is {after['stock']}; expected "
-                   f"{before['stock']} + {quantity} = {before['stock'] + quantity}.")
-            body = response.json()
-            want = {"sku": sku, "name": after["name"], "category": after["category"], "price": str(after["price"]),
-                    "stock": after["stock"]}
-            expect(isinstance(body, dict) and set(body) == set(want),
-                   f"the response JSON has the keys {sorted(body) if isinstance(body, dict) else body!r}; expected "
-                   f"{sorted(want)}.", hint="use response_model=ProductOut.")
-            for key, value in want.items():
-                expect(values_equal(Decimal(str(body[key])), after[key]) if key == "price" else body[key] == value,
-                       f"the response says {key} = {body[key]!r}; the database says {value!r}.",
-                       hint="return the product after the change (refresh it, or re-select it)." if key == "stock"
-                       else None)
+            sold = 0
+        expect(response.status_code == 200,
+               f"POST /products/{sku}/restock with quantity {quantity} answered {response.status_code} "
+               f"({response.text[:150]}); expected 200.",
+               hint="the path is \"/products/{sku}/restock\" and the body {\"quantity\": ...}." if
+               response.status_code in (404, 405) else None)
+        if committed_stock(sku) != outside - sold:
+            with engine.begin() as fix:  # undo a change that escaped the test transaction
+                fix.execute(text("UPDATE shop_product SET stock = :s WHERE sku = :sku"), {"s": outside - sold, "sku": sku})
+            fail("your endpoint changed the stock through a session of its own, not the one from `get_db`, so "
+                 "the test override could not roll it back.", hint="take the session as a parameter: "
+                                                                   "`db: DbSession` (Depends(get_db)).")
+        after = connection.execute(query, {"sku": sku}).mappings().one()
+        expected = before["stock"] - sold + quantity
+        if sold:
+            expect(after["stock"] == expected,
+                   f"another connection sold {sold} × {sku} while your endpoint restocked {quantity}: the stock went "
+                   f"from {before['stock']} to {after['stock']}, not to {before['stock']} - {sold} + {quantity} = "
+                   f"{expected}: " + ("that sale was lost." if after["stock"] > expected else "it was counted twice."),
+                   hint=LOST_UPDATE_HINT)
+        expect(after["stock"] == expected,
+               f"after restocking {quantity} × {sku} the stock in the database is {after['stock']}; expected "
+               f"{before['stock']} + {quantity} = {expected}.")
+        body = response.json()
+        want = {"sku": sku, "name": after["name"], "category": after["category"], "price": str(after["price"]),
+                "stock": after["stock"]}
+        expect(isinstance(body, dict) and set(body) == set(want),
+               f"the response JSON has the keys {sorted(body) if isinstance(body, dict) else body!r}; expected "
+               f"{sorted(want)}.", hint="use response_model=ProductOut.")
+        for key, value in want.items():
+            expect(values_equal(Decimal(str(body[key])), after[key]) if key == "price" else body[key] == value,
+                   f"the response says {key} = {body[key]!r}; the database says {value!r}.",
+                   hint="return the product after the change (refresh it, or re-select it)." if key == "stock"
+                   else None)
 
-        def status_of(sku, payload):
-            return client.post(f"/products/{sku}/restock", json=payload).status_code
+    def status_of(sku, payload):
+        return client.post(f"/products/{sku}/restock", json=payload).status_code
 
-        restock(skus[0], 5)
-        code = status_of("ZZ-000", {"quantity": 1})
-        expect(code == 404, f"restocking an unknown sku answered {code}; expected 404.",
-               hint="raise HTTPException(404, ...) when no product has that sku.")
-        for payload in ({"quantity": 0}, {"quantity": "five"}, {}):
-            code = status_of(skus[0], payload)
-            expect(code == 422, f"the body {payload} answered {code}; expected 422.",
-                   hint="declare the body as a Pydantic model with quantity: int = Field(ge=1, le=1000).")
-        if hidden:
-            restock(skus[1], 1000)
-            restock(skus[1], 1)
-            for payload in ({"quantity": -3}, {"quantity": 1001}, {"quantity": 2.5}):
-                code = status_of(skus[1], payload)
-                expect(code == 422, f"the body {payload} answered {code}; expected 422.")
-    finally:
-        outer.rollback()
-        connection.close()
-        engine.dispose()
+    restock(skus[0], 5)
+    code = status_of("ZZ-000", {"quantity": 1})
+    expect(code == 404, f"restocking an unknown sku answered {code}; expected 404.",
+           hint="raise HTTPException(404, ...) when no product has that sku.")
+    for payload in ({"quantity": 0}, {"quantity": "five"}, {}):
+        code = status_of(skus[0], payload)
+        expect(code == 422, f"the body {payload} answered {code}; expected 422.",
+               hint="declare the body as a Pydantic model with quantity: int = Field(ge=1, le=1000).")
+    restock("ZZ-931", 5, rival=3)
+    if hidden:
+        restock(skus[1], 1000)
+        restock(skus[1], 1)
+        restock("ZZ-932", 2, rival=4)  # the other request sells everything there is
+        for payload in ({"quantity": -3}, {"quantity": 1001}, {"quantity": 2.5}):
+            code = status_of(skus[1], payload)
+            expect(code == 422, f"the body {payload} answered {code}; expected 422.")
 
 
 # --------------------------------------------------------------------------- 04b.10
@@ -976,17 +1061,35 @@ def receive_delivery(func: Any, sql_uow: Any = None, fake_uow: Any = None, produ
             expect(_stocks(conn) == {"ZZ-921": 8, "ZZ-922": 1} and len(movements_in_db()) == 2,
                    f"receive_delivery(uow, {deliveries}) failed on an unknown sku, but the database changed: "
                    f"stock {_stocks(conn)}.", hint="commit nothing when a sku is unknown.")
+        if hidden:  # another connection sells 1 × ZZ-921 just before the delivery's first UPDATE
+            from sqlalchemy.engine import Engine
+
+            before = _stocks(conn)
+            sale = [("UPDATE shop_product SET stock = stock - 1 WHERE sku = 'ZZ-921'", [])]
+            with _before_sa_update(Engine, "shop_product", lambda: _other_connection(workspace, sale)) as state:
+                func(sql_uow(), {"ZZ-921": 2, "ZZ-922": 3})
+            sold = 1 if state["result"] else 0  # False: the delivery's row lock made the sale give up
+            expected = {"ZZ-921": before["ZZ-921"] - sold + 2, "ZZ-922": before["ZZ-922"] + 3}
+            expect(_stocks(conn) == expected,
+                   f"another connection sold 1 × ZZ-921 while receive_delivery() added 2: the stock went from "
+                   f"{before} to {_stocks(conn)}, not to {expected}" + (": that sale was lost." if sold else "."),
+                   hint="take each product from uow.products.get(sku): it locks the row (SELECT ... FOR UPDATE) until "
+                        "the commit, so nobody else can change the stock between your read and your write.")
 
 
 # --------------------------------------------------------------------------- 04b.12
 
-PATTERNS = {
+PATTERNS = {  # the statements the visible check grades
     "the object has a save() method": {"active record"},
     "a session keeps one object per database row": {"data mapper"},
-    "the ORM class corresponds to a table": {"both"},
+    "each row you load becomes a Python object": {"both"},
     "plain domain objects can be tested without any database": {"data mapper"},
     "Django's Model": {"active record"},
     "SQLAlchemy's Session": {"data mapper"},
+}
+PATTERNS_HIDDEN = {  # listed in the exercise too, graded by the hidden tests only
+    "the model class itself offers the queries, as in Product.objects.filter(...)": {"active record"},
+    "changes reach the database when a separate object is told to flush or commit": {"data mapper"},
 }
 CHOICES = ("active record", "data mapper", "both")
 
@@ -996,14 +1099,15 @@ def patterns(answer: Any, *, hidden: bool = False) -> None:
     not_answered(answer, "patterns")
     expect(isinstance(answer, dict), "`patterns` should be a dict: statement -> 'active record' | 'data mapper' | "
                                      "'both'.")
-    missing = [s for s in PATTERNS if s not in answer]
+    statements = {**PATTERNS, **PATTERNS_HIDDEN}
+    missing = [s for s in statements if s not in answer]
     expect(not missing, f"`patterns` has no entry for {missing[:2]}.", hint="copy the statements exactly.")
     for statement, choice in answer.items():
-        expect(statement in PATTERNS, f"{statement!r} is not one of the statements.")
+        expect(statement in statements, f"{statement!r} is not one of the statements.")
         expect(isinstance(choice, str) and choice.strip().lower() in CHOICES,
                f"{choice!r} (for {statement!r}) is not one of {list(CHOICES)}.")
-    wrong = [s for s, ok in PATTERNS.items() if answer[s].strip().lower() not in ok]
+    graded = statements if hidden else PATTERNS
+    wrong = [s for s, ok in graded.items() if answer[s].strip().lower() not in ok]
     if wrong:
-        fail(f"{len(wrong)} of {len(PATTERNS)} answers are not right, for example {wrong[0]!r}.",
+        fail(f"{len(wrong)} of {len(graded)} answers are not right, for example {wrong[0]!r}.",
              hint="Active Record: objects save themselves. Data Mapper: a separate layer (the session) does.")
-
