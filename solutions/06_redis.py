@@ -30,7 +30,7 @@
 # * say what Redis keeps after a restart (RDB snapshots, the AOF log), and what it does not.
 #
 # **Time**: about 2 hours to work through. The notebook itself runs in about 30 seconds on an
-# idle machine (50 on a busy one): about 10 of them are spent waiting on purpose, for keys to
+# idle machine (50 on a busy one): about 12 of them are spent waiting on purpose, for keys to
 # expire, sessions to time out and a slow "card network" to answer.
 #
 # **What must be running**: Redis and PostgreSQL. The setup cell checks both and stops with the
@@ -234,6 +234,7 @@ print(r.lrange(recent, 0, -1))
 cookware = course.key("category", 12, "products")
 wishlist = course.key("wishlist", "user", 42)
 first_two_cookware = sorted(r.smembers(cookware), key=int)[:2]
+r.delete(wishlist)  # start the wish list afresh, so that this cell can run again
 r.sadd(wishlist, 207, 15, *first_two_cookware)
 print("cookware products:", r.scard(cookware))
 print("wish-list items that are cookware:", sorted(r.sinter(wishlist, cookware), key=int))
@@ -251,22 +252,34 @@ for key in (views, product, recent, wishlist, sales):
     print(f"{r.type(key):<5} {key[len(prefix):]}")
 
 # %% [markdown]
-# ### Exercise 06.1 · A product card from a hash (warm-up)
+# ### Exercise 06.1 · Connect, read a hash, intersect two sets (warm-up)
 #
-# Write `product_card(r, product_id)` that reads the product's seeded hash
-# (`course.key("product", product_id)`) and returns a dict with exactly these keys:
+# Three short functions, one per idea of sections 1 and 2:
 #
-# * `name` (str), `category` (str),
-# * `price` as a `decimal.Decimal` (money: never a float),
-# * `stock` as an `int`,
+# * `connect(url)` returns a `redis.Redis` client for `url` whose replies are text
+#   (`decode_responses=True`) and whose connections come from a `BlockingConnectionPool` of at
+#   most **4** connections;
+# * `product_card(r, product_id)` reads the product's seeded hash
+#   (`course.key("product", product_id)`) and returns a dict with exactly the keys `name` (str),
+#   `category` (str), `price` (a `decimal.Decimal`: money is never a float) and `stock` (an
+#   `int`), or `None` when there is no such product;
+# * `wished_in_category(r, user_id, category_id)` returns the ids (ints, ascending) of the
+#   products on the user's wish list (`course.key("wishlist", "user", user_id)`) that belong to
+#   the category (`course.key("category", category_id, "products")`), computed by Redis with one
+#   `SINTER`; `[]` when there are none or the user has no wish list.
 #
-# or `None` when there is no such product. The check compares your cards with PostgreSQL's
-# `products` table.
+# The check connects with your `connect`, reads product cards through that client and compares
+# them with PostgreSQL's `products` table, then fills wish lists of its own.
 
 # %% nbgrader={"grade": false, "grade_id": "ex06-1-answer", "locked": false, "schema_version": 3, "solution": true}
 from decimal import Decimal
 
 ### BEGIN SOLUTION
+def connect(url):
+    pool = redis.BlockingConnectionPool.from_url(url, decode_responses=True, max_connections=4, timeout=5)
+    return redis.Redis(connection_pool=pool)
+
+
 def product_card(r, product_id):
     fields = r.hgetall(course.key("product", product_id))
     if not fields:  # HGETALL of a missing key returns {}, not an error
@@ -275,13 +288,19 @@ def product_card(r, product_id):
             "stock": int(fields["stock"]), "category": fields["category"]}
 
 
+def wished_in_category(r, user_id, category_id):
+    both = r.sinter(course.key("wishlist", "user", user_id), course.key("category", category_id, "products"))
+    return sorted(int(member) for member in both)  # a missing key is an empty set: SINTER gives {}
+
+
+print(wished_in_category(r, 42, 12))
 product_card(r, 207)
 ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "ex06-1-check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
-check.product_card(product_card, course)
+# %% nbgrader={"grade": true, "grade_id": "ex06-1-check", "locked": true, "points": 2, "schema_version": 3, "solution": false}
+check.product_card(product_card, connect, wished_in_category, course)
 ### BEGIN HIDDEN TESTS
-check.product_card(product_card, course, hidden=True)
+check.product_card(product_card, connect, wished_in_category, course, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -336,6 +355,7 @@ print("after 400 ms:", r.get(flash_sale), "| exists:", r.exists(flash_sale))
 
 # %%
 cooldown = course.key("cooldown", "password-reset", "user", 42)
+r.delete(cooldown)  # a fresh start, so that this cell can run again
 
 
 def may_send_reset_mail():
@@ -534,6 +554,7 @@ def add_ten(pipe):
     pipe.set(points, current + 10)
 
 
+r.set(points, 160)  # where the cell above left it (so that this cell can run again)
 r.transaction(add_ten, points)
 print("points:", r.get(points))
 
@@ -687,6 +708,7 @@ def get_product(product_id):
     return page
 
 
+r.delete(stats, product_key(207))  # empty statistics and a cold cache: this cell can run again
 first, second = get_product(207), get_product(207)
 print("same answer:", first == second)
 print("stats:", r.hgetall(stats))
@@ -801,6 +823,7 @@ db.execute("UPDATE products SET price = %s WHERE product_id = %s", (old_price + 
 print("database:", database_price(15), "| cache:", get_product(15)["price"], "<- stale")
 set_price(15, old_price + 5)
 print("database:", database_price(15), "| cache:", get_product(15)["price"])
+set_price(15, old_price)  # put the price back (and invalidate): the exercises compare with PostgreSQL
 
 # %% [markdown]
 # **Invalidate after the commit**, never before. While a transaction is open, other connections
@@ -1046,18 +1069,19 @@ print(get_session(session_id))
 print("TTL:", r.ttl(session_key(session_id)))
 
 # %% [markdown]
-# The sliding part, with a one-second TTL so that we can watch it: a user who clicks every 0.3 s
-# stays logged in well past the TTL; once they stop, the session goes.
+# The sliding part, with a two-second TTL so that we can watch it: a user who clicks every 0.6 s
+# stays logged in past the TTL; once they stop, the session goes. (Each click has 1.4 s to
+# spare, so a busy machine that runs a click late does not log the user out.)
 
 # %%
-short_session = create_session(7, ttl_seconds=1)
+short_session = create_session(7, ttl_seconds=2)
 still_logged_in = []
-for _ in range(4):  # 1.2 s of activity, longer than the 1 s TTL
-    time.sleep(0.3)
-    still_logged_in.append(get_session(short_session, ttl_seconds=1) is not None)
+for _ in range(4):  # 2.4 s of activity, longer than the 2 s TTL
+    time.sleep(0.6)
+    still_logged_in.append(get_session(short_session, ttl_seconds=2) is not None)
 print("logged in at each click:", still_logged_in)
-time.sleep(1.3)  # the user walks away
-print("after 1.3 s without a click:", get_session(short_session, ttl_seconds=1))
+time.sleep(2.2)  # the user walks away
+print("after 2.2 s without a click:", get_session(short_session, ttl_seconds=2))
 
 goodbye = create_session(42)
 print("logout:", destroy_session(goodbye), "| the session afterwards:", get_session(goodbye))
@@ -1106,6 +1130,7 @@ def allow_naive(client, key, limit, window_seconds):
 
 
 naive_key = course.key("ratelimit", "naive", "user", 42)
+r.delete(naive_key)  # a new user, each time this cell runs
 print([allow_naive(r, naive_key, 3, 3600) for _ in range(5)], "| TTL:", r.ttl(naive_key))
 
 # %% [markdown]
@@ -1118,6 +1143,7 @@ print([allow_naive(r, naive_key, 3, 3600) for _ in range(5)], "| TTL:", r.ttl(na
 
 # %%
 crashed_key = course.key("ratelimit", "crashed", "user", 43)
+r.delete(crashed_key)
 r.incr(crashed_key)  # round trip 1 of the user's first request...
 #                      ...and the worker process is killed here: EXPIRE never runs
 print("TTL after the crash:", r.ttl(crashed_key))
@@ -1160,9 +1186,10 @@ def allow_lua(client, key, limit, window_seconds):
 
 
 lua_key = course.key("ratelimit", "lua", "user", 45)
+burst_key = course.key("ratelimit", "lua", "user", 46)
+r.delete(lua_key, burst_key)  # new users, each time this cell runs
 print("one at a time:", [allow_lua(r, lua_key, 3, 3600) for _ in range(5)], "| TTL:", r.ttl(lua_key))
 
-burst_key = course.key("ratelimit", "lua", "user", 46)
 with ThreadPoolExecutor(max_workers=20) as executor:  # 20 requests at once, limit 5
     answers = list(executor.map(lambda _: allow_lua(r, burst_key, 5, 3600), range(20)))
 print("20 simultaneous requests, limit 5: allowed", answers.count(True), "| count:", r.get(burst_key))
@@ -1225,6 +1252,7 @@ def allow_fixed_at(key, limit, window_ms, now_ms):
 
 fixed_key = course.key("ratelimit", "compare", "fixed")
 sliding_key = course.key("ratelimit", "compare", "sliding")
+r.delete(sliding_key, *[f"{fixed_key}:{window}" for window in range(3)])  # a clean slate for a re-run
 print("limit 3 per 1,000 ms")
 print(f"{'t (ms)':>7}  fixed  sliding")
 for now_ms in [900, 950, 990, 1000, 1010, 1050, 1950, 2100]:
@@ -1420,6 +1448,7 @@ show_top(sales, 5)
 # %% [markdown]
 # A new order arrives: 200 units of product 47. `ZINCRBY` updates the board, and the ranks follow
 # at once (in the shop, the code that stores the order in PostgreSQL would also run this line).
+# We try it on a copy of the board, so that the seeded one keeps agreeing with PostgreSQL.
 
 # %%
 def standing(key, product_id):
@@ -1427,10 +1456,12 @@ def standing(key, product_id):
     return None if rank is None else (rank + 1, int(r.zscore(key, product_id)))
 
 
-print("product 47 before (rank, units):", standing(sales, 47))
-r.zincrby(sales, 200, 47)
-print("product 47 after:", standing(sales, 47))
-print("a product that is not on the board:", standing(sales, 999_999))
+board = course.key("demo", "units_by_product")
+r.copy(sales, board, replace=True)  # a fresh copy each time this cell runs
+print("product 47 before (rank, units):", standing(board, 47))
+r.zincrby(board, 200, 47)
+print("product 47 after:", standing(board, 47))
+print("a product that is not on the board:", standing(board, 999_999))
 
 # %% [markdown]
 # `ZADD` builds a board from any query: here the best sellers of June 2026 (the data's last
@@ -1452,11 +1483,17 @@ show_top(june, 3)
 # %% [markdown]
 # ### Exercise 06.11 · Top sellers from the leaderboard (practice)
 #
-# Write `top_sellers(r, n)` that returns the `n` best sellers of the seeded board
-# (`course.key("sales", "units_by_product")`), best first, as a list of tuples
-# `(rank, product_id, name, units)`: `rank` from 1, `product_id` and `units` as ints, `name` from
-# the product's hash. `top_sellers(r, 0)` is an empty list. The check reads the live board, so
-# your function must too.
+# Two functions on the seeded board (`course.key("sales", "units_by_product")`):
+#
+# * `top_sellers(r, n)` returns the `n` best sellers, best first, as a list of tuples
+#   `(rank, product_id, name, units)`: `rank` from 1, `product_id` and `units` as ints, `name`
+#   from the product's hash. `top_sellers(r, 0)` is an empty list.
+# * `product_standing(r, product_id)` returns the tuple `(rank, units)` of one product: its
+#   position on the board as `ZREVRANK` gives it, counted from 1, and its units (`ZSCORE`) as an
+#   int; `None` when the product is not on the board.
+#
+# The check reads the live board and changes it while it runs, so your functions must read it
+# on every call.
 
 # %% nbgrader={"grade": false, "grade_id": "ex06-11-answer", "locked": false, "schema_version": 3, "solution": true}
 ### BEGIN SOLUTION
@@ -1472,13 +1509,23 @@ def top_sellers(r, n):
             for rank, ((member, units), name) in enumerate(zip(top, names), start=1)]
 
 
+def product_standing(r, product_id):
+    board = course.key("sales", "units_by_product")
+    with r.pipeline(transaction=False) as pipe:  # both answers in one round trip
+        pipe.zrevrank(board, product_id)
+        pipe.zscore(board, product_id)
+        rank, units = pipe.execute()
+    return None if rank is None else (rank + 1, int(units))  # both are None for a missing member
+
+
+print(product_standing(r, 47))
 top_sellers(r, 3)
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "ex06-11-check", "locked": true, "points": 2, "schema_version": 3, "solution": false}
-check.top_sellers(top_sellers, course)
+check.top_sellers(top_sellers, product_standing, course)
 ### BEGIN HIDDEN TESTS
-check.top_sellers(top_sellers, course, hidden=True)
+check.top_sellers(top_sellers, product_standing, course, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1509,7 +1556,8 @@ check.top_sellers(top_sellers, course, hidden=True)
 # ```
 #
 # The payments below use four pending orders of the shop, and a stand-in for the card network
-# that takes half a second and writes down every charge.
+# that takes half a second and writes down every charge. Each demonstration puts its order back
+# to pending when it is done, so that every cell of this section can run again.
 
 # %%
 with course.connect_postgres() as conn:
@@ -1519,6 +1567,13 @@ print("pending orders:", order_a, order_b, order_c, order_d)
 
 PAYMENT_SECONDS = 0.5
 charges = []  # the card network's record: one entry per charge
+
+
+def reset_order(order_id):
+    """Undo a demonstration: the order is pending again and its charges are forgotten."""
+    with course.connect_postgres() as conn:  # commits when the block ends
+        conn.execute("UPDATE orders SET status = 'pending' WHERE order_id = %s", (order_id,))
+    charges[:] = [charged for charged in charges if charged != order_id]
 
 
 def charge_card(order_id):
@@ -1548,16 +1603,24 @@ def race(pay, order_id):
     return sorted(outcomes)
 
 
-def pay_without_lock(order_id):
+def pay_without_lock(order_id, after_reading=None):
     with course.connect_postgres() as conn:  # commits when the block ends
         if order_status(conn, order_id) == "paid":
             return "already paid"
+        if after_reading:
+            after_reading()  # the demonstration holds each worker here, see below
         charge_card(order_id)
         conn.execute("UPDATE orders SET status = 'paid' WHERE order_id = %s", (order_id,))
         return "paid"
 
 
-print("without a lock:", race(pay_without_lock, order_a), "| card charged", charges.count(order_a), "times")
+# Two workers that start together usually both read "pending" within the half second the card
+# takes, but a busy machine could start one of them late. A barrier makes the interleaving
+# certain: neither worker charges the card before both have read the status.
+both_have_read = threading.Barrier(2, timeout=10)
+print("without a lock:", race(lambda o: pay_without_lock(o, after_reading=both_have_read.wait), order_a),
+      "| card charged", charges.count(order_a), "times")
+reset_order(order_a)
 
 # %% [markdown]
 # Both workers read "pending" before either wrote "paid": the customer pays twice. With a lock,
@@ -1583,6 +1646,7 @@ def pay(order_id):
 
 print("with a lock:", race(pay, order_b), "| card charged", charges.count(order_b), "time(s)")
 print("paying again later:", pay(order_b), "| card charged", charges.count(order_b), "time(s)")
+reset_order(order_b)
 
 # %% [markdown]
 # Two choices in `pay` matter. The status is read *inside* the lock: read before acquiring it,
@@ -1610,6 +1674,8 @@ def pay_or_wait(order_id, wait_seconds):
 
 print("waiting up to 2 s:", race(lambda o: pay_or_wait(o, 2), order_c), "| charges:", charges.count(order_c))
 print("waiting up to 0.1 s:", race(lambda o: pay_or_wait(o, 0.1), order_d), "| charges:", charges.count(order_d))
+reset_order(order_c)
+reset_order(order_d)
 
 # %% [markdown]
 # ### When the lock expires in the middle of the work

@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 from bson import Decimal128, ObjectId
 from pymongo import ReadPreference, WriteConcern
+from pymongo.errors import DuplicateKeyError
 from pymongo.read_concern import ReadConcern
 
 import dbcourse
@@ -107,13 +108,33 @@ def place_order(client, db, order_id, user_id, items):
                           "unit_price": Decimal128(price)})
             total += quantity * price
         order = {"_id": order_id, "user_id": user_id, "status": "pending",
-                 "customer": {"name": user["name"], "country": user["country"]}, "items": lines,
-                 "total": Decimal128(total)}
+                 "customer": {"name": user["name"], "country": user["country"]},
+                 "ordered_at": dt.datetime.now(UTC), "items": lines, "total": Decimal128(total)}
         db.orders.insert_one(order, session=session)
         return order
 
     with client.start_session() as session:
         return session.with_transaction(callback)
+
+
+def prepare_subscriptions(subscriptions):
+    return subscriptions.create_index("email", unique=True)
+
+
+def subscribe(subscriptions, email):
+    try:
+        subscriptions.insert_one({"email": email.strip().lower(), "since": dt.datetime.now(UTC)})
+    except DuplicateKeyError:
+        return False
+    return True
+
+
+def unsubscribe(subscriptions, email):
+    return subscriptions.delete_one({"email": email.strip().lower()}).deleted_count == 1
+
+
+def kind_search(words, kind):
+    return {"$text": {"$search": words}, "kind": kind, "published_at": {"$exists": True}}
 
 
 def payments_orders(db):
@@ -147,6 +168,8 @@ def test_right_answers_pass(ws):
     check.place_order(place_order, ws, hidden=True)
     check.concerns(payments_orders, dashboard_events, ws, hidden=True)
     check.track_event(track_event, ws, hidden=True)
+    check.subscriptions(prepare_subscriptions, subscribe, unsubscribe, ws, hidden=True)
+    check.kind_search(kind_search, ws, hidden=True)
     check.purchase_index(create_purchase_index, ws, hidden=True)  # last: it adds an index to events
 
 
@@ -290,6 +313,84 @@ def test_purchase_index_rejects_the_wrong_index(ws):
 
     rejects(check.purchase_index, sort_field_only, ws, pattern=r"examined|reads the whole collection")
     rejects(check.purchase_index, not_a_name, ws, pattern="not the name of an index")
+    ws.mongo_db.events.drop_indexes()
+
+
+def test_purchase_index_wants_no_sort_on_real_mongodb(ws, monkeypatch):
+    """The stand-in lists a SORT above every index scan; real MongoDB needs none with the ESR index."""
+    ws.mongo_db.events.drop_indexes()
+
+    def equality_only(events):  # no `at`: real MongoDB must sort the purchases in memory
+        return events.create_index([("user_id", 1), ("type", 1)])
+
+    summary = {"stages": ["SORT", "FETCH", "IXSCAN"], "indexes": ["user_id_1_type_1"],
+               "key_patterns": [{"user_id": 1, "type": 1}], "returned": 4, "keys_examined": 4, "docs_examined": 4}
+    monkeypatch.setattr(check, "plan_summary", lambda explain: dict(summary))
+    monkeypatch.setattr(check, "is_stand_in", lambda client: False)
+    rejects(check.purchase_index, equality_only, ws, pattern=r"still sorts the purchases in memory.*right after")
+    monkeypatch.setattr(check, "is_stand_in", lambda client: True)  # on the stand-in the same plan is fine
+    check.purchase_index(equality_only, ws)
+    ws.mongo_db.events.drop_indexes()
+
+
+def test_subscriptions_reject_look_first_and_uncleaned_addresses(ws):
+    def not_unique(subscriptions):
+        return subscriptions.create_index("email")
+
+    def raw_address(subscriptions, email):
+        try:
+            subscriptions.insert_one({"email": email, "since": dt.datetime.now(UTC)})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def uncaught(subscriptions, email):
+        subscriptions.insert_one({"email": email.strip().lower(), "since": dt.datetime.now(UTC)})
+        return True
+
+    def look_first(subscriptions, email):
+        email = email.strip().lower()
+        if subscriptions.find_one({"email": email}):
+            return False
+        subscriptions.insert_one({"email": email, "since": dt.datetime.now(UTC)})
+        return True
+
+    def always_true(subscriptions, email):
+        subscriptions.delete_many({"email": email.strip().lower()})
+        return True
+
+    rejects(check.subscriptions, not_unique, subscribe, unsubscribe, ws, pattern=r"is not unique.*unique=True")
+    rejects(check.subscriptions, prepare_subscriptions, raw_address, unsubscribe, ws,
+            pattern=r"returned True; expected False.*strip\(\).lower\(\)")
+    rejects(check.subscriptions, prepare_subscriptions, uncaught, unsubscribe, ws,
+            pattern=r"raised DuplicateKeyError.*catch")
+    rejects(check.subscriptions, prepare_subscriptions, subscribe, always_true, ws,
+            pattern=r"unsubscribe\(subscriptions, 'bob@example.org'\) returned True; expected False")
+    check.subscriptions(prepare_subscriptions, look_first, unsubscribe, ws)  # fine while it runs alone...
+    rejects(check.subscriptions, prepare_subscriptions, look_first, unsubscribe, ws, hidden=True,  # ...not in a race
+            pattern=r"another request subscribed the same address.*do not look first")
+
+
+def test_kind_search_rejects_regex_and_missing_filters(ws):
+    def regex(words, kind):
+        return {"title": {"$regex": words.replace(" ", "|"), "$options": "i"}, "kind": kind,
+                "published_at": {"$exists": True}}
+
+    def drafts_too(words, kind):
+        return {"$text": {"$search": words}, "kind": kind}
+
+    def any_kind(words, kind):
+        return {"$text": {"$search": words}, "published_at": {"$exists": True}}
+
+    def fixed_words(words, kind):
+        return {"$text": {"$search": "sharding replicas"}, "kind": kind, "published_at": {"$exists": True}}
+
+    rejects(check.kind_search, regex, ws, pattern=r"does not use the text index.*\$regex cannot")
+    rejects(check.kind_search, drafts_too, ws, pattern=r"matches \d+ posts; the published posts of kind 'video'")
+    rejects(check.kind_search, any_kind, ws, pattern=r"matches \d+ posts.*\{'kind': kind\}")
+    check.kind_search(fixed_words, ws)
+    rejects(check.kind_search, fixed_words, ws, hidden=True, pattern=r"the \$text part is .*'redis caching'")
+    rejects(check.kind_search, "{'$text': ...}", ws, pattern=r"should be a function")
 
 
 def test_review_validator_rejects_loose_schemas(ws):
@@ -340,7 +441,8 @@ def test_place_order_rejects_writes_outside_the_transaction(ws):
                 total += quantity * product["price"].to_decimal()
             db.orders.insert_one({"_id": order_id, "user_id": user_id, "status": "pending",
                                   "customer": {"name": user["name"], "country": user["country"]},
-                                  "items": lines, "total": Decimal128(total)}, session=session)
+                                  "ordered_at": dt.datetime.now(UTC), "items": lines, "total": Decimal128(total)},
+                                 session=session)
 
         with client.start_session() as session:
             session.with_transaction(callback)
@@ -351,6 +453,17 @@ def test_place_order_rejects_writes_outside_the_transaction(ws):
 
     rejects(check.place_order, no_session, ws, pattern=r"stock of product \[\d+\] changed.*session=session")
     rejects(check.place_order, float_total, ws, pattern=r"order.total is .*Decimal")
+
+    def undated(client, db, order_id, user_id, items):
+        place_order(client, db, order_id, user_id, items)
+        db.orders.update_one({"_id": order_id}, {"$unset": {"ordered_at": ""}})
+
+    def long_ago(client, db, order_id, user_id, items):
+        place_order(client, db, order_id, user_id, items)
+        db.orders.update_one({"_id": order_id}, {"$set": {"ordered_at": dt.datetime(2020, 1, 1, tzinfo=UTC)}})
+
+    rejects(check.place_order, undated, ws, pattern=r"order.ordered_at is None; expected the time of the order")
+    rejects(check.place_order, long_ago, ws, pattern=r"ordered_at is 2020-01-01.*expected the time place_order ran")
     stock = {p["_id"]: p["stock"] for p in ws.mongo_db.products.find({}, {"stock": 1})}
     check.place_order(place_order, ws)
     assert stock == {p["_id"]: p["stock"] for p in ws.mongo_db.products.find({}, {"stock": 1})}, \

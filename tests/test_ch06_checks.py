@@ -54,6 +54,25 @@ def product_card_for(ws):
     return product_card
 
 
+def connect(url):
+    return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(url, decode_responses=True,
+                                                                             max_connections=4))
+
+
+def wished_in_category_for(ws):
+    def wished_in_category(r, user_id, category_id):
+        return sorted(int(m) for m in r.sinter(ws.key("wishlist", "user", user_id),
+                                               ws.key("category", category_id, "products")))
+    return wished_in_category
+
+
+def product_standing_for(ws):
+    def product_standing(r, product_id):
+        rank = r.zrevrank(ws.key("sales", "units_by_product"), product_id)
+        return None if rank is None else (rank + 1, int(r.zscore(ws.key("sales", "units_by_product"), product_id)))
+    return product_standing
+
+
 def remember(r, key, value, ttl_seconds):
     r.set(key, json.dumps(value), ex=ttl_seconds)
 
@@ -189,23 +208,56 @@ def process_one(r, queue, processing, handler, timeout):
 # --------------------------------------------------------------------------- 06.1
 
 def test_product_card(ws):
-    good = product_card_for(ws)
-    check.product_card(good, ws)
-    check.product_card(good, ws, hidden=True)
+    good, wished = product_card_for(ws), wished_in_category_for(ws)
+    check.product_card(good, connect, wished, ws)
+    check.product_card(good, connect, wished, ws, hidden=True)
     with pytest.raises(NotAnswered):
-        check.product_card(None, ws)
+        check.product_card(None, connect, wished, ws)
 
     def strings(r, product_id):
         fields = r.hgetall(ws.key("product", product_id))
         return {k: fields[k] for k in ("name", "price", "stock", "category")} if fields else None
 
-    rejects(check.product_card, strings, ws, pattern=r"\['price'\] is '.*' \(str\); expected a decimal.Decimal")
+    rejects(check.product_card, strings, connect, wished, ws,
+            pattern=r"\['price'\] is '.*' \(str\); expected a decimal.Decimal")
 
     def empty_dict(r, product_id):
         card = good(r, product_id)
         return card if card is not None else {}
 
-    rejects(check.product_card, empty_dict, ws, pattern=r"returned \{\} for a product that does not exist")
+    rejects(check.product_card, empty_dict, connect, wished, ws,
+            pattern=r"returned \{\} for a product that does not exist")
+    assert list(ws.redis.scan_iter(match=ws.key("wishlist", "user", "99000*"))) == [], "the check's wish lists stay"
+
+
+def test_connect_and_sets(ws):
+    good, wished = product_card_for(ws), wished_in_category_for(ws)
+
+    def plain_pool(url):  # the default pool: it fails instead of waiting when all connections are busy
+        return redis.Redis.from_url(url, decode_responses=True, max_connections=4)
+
+    def bytes_client(url):
+        return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(url, max_connections=4))
+
+    def unbounded(url):
+        return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(url, decode_responses=True))
+
+    def fixed_url(url):  # ignores its argument
+        return connect(check._redis_url(ws))
+
+    rejects(check.product_card, good, plain_pool, wished, ws, pattern=r"from a ConnectionPool; expected a Blocking")
+    rejects(check.product_card, good, bytes_client, wished, ws, pattern=r"returns bytes, not text")
+    rejects(check.product_card, good, unbounded, wished, ws, pattern=r"allows \d+ connections; expected at most 4")
+    rejects(check.product_card, good, fixed_url, wished, ws, hidden=True, pattern=r"host, port, db .*expected")
+
+    def strings(r, user_id, category_id):
+        return sorted(r.sinter(ws.key("wishlist", "user", user_id), ws.key("category", category_id, "products")))
+
+    def whole_wishlist(r, user_id, category_id):
+        return sorted(int(m) for m in r.smembers(ws.key("wishlist", "user", user_id)))
+
+    rejects(check.product_card, good, connect, strings, ws, pattern=r"expected ints, not strings")
+    rejects(check.product_card, good, connect, whole_wishlist, ws, pattern=r"r.sinter")
 
 
 # --------------------------------------------------------------------------- 06.2
@@ -422,6 +474,17 @@ def test_allow_request(ws):
 
     rejects(check.allow_request, check_then_act, ws, pattern=r"limit 5 let (\d\d|[6-9]) through; expected exactly 5")
 
+    def expire_every_time(r, key, limit, window_seconds):  # atomic, but each request pushes the window back
+        with r.pipeline() as pipe:
+            pipe.incr(key)
+            pipe.expire(key, window_seconds)
+            count, _ = pipe.execute()
+        return count <= limit
+
+    check.allow_request(expire_every_time, ws)  # the visible check cannot tell...
+    rejects(check.allow_request, expire_every_time, ws, hidden=True,  # ...the hidden one can
+            pattern=r"requests at 0 s, 0.6 s and 1.1 s gave .*pushed the end of the window back.*nx=True")
+
 
 # --------------------------------------------------------------------------- 06.9
 
@@ -494,26 +557,59 @@ def test_collect_messages(ws):
 # --------------------------------------------------------------------------- 06.11
 
 def test_top_sellers(ws):
-    good = top_sellers_for(ws)
-    check.top_sellers(good, ws)
-    check.top_sellers(good, ws, hidden=True)
+    good, standing = top_sellers_for(ws), product_standing_for(ws)
+    check.top_sellers(good, standing, ws)
+    check.top_sellers(good, standing, ws, hidden=True)
 
     def off_by_one(r, n):
         top = r.zrevrange(ws.key("sales", "units_by_product"), 0, n - 1, withscores=True)
         return [(i, int(m), r.hget(ws.key("product", m), "name"), int(s)) for i, (m, s) in enumerate(top, 1)]
 
-    check.top_sellers(off_by_one, ws)
-    rejects(check.top_sellers, off_by_one, ws, hidden=True, pattern=r"returned \d+ row\(s\); expected 0.*return \[\]")
+    check.top_sellers(off_by_one, standing, ws)
+    rejects(check.top_sellers, off_by_one, standing, ws, hidden=True,
+            pattern=r"returned \d+ row\(s\); expected 0.*return \[\]")
 
     def string_ids(r, n):
         return [(rank, str(pid), name, units) for rank, pid, name, units in good(r, n)]
 
-    rejects(check.top_sellers, string_ids, ws, pattern=r"product_id is '\d+' \(str\); expected an int")
+    rejects(check.top_sellers, string_ids, standing, ws, pattern=r"product_id is '\d+' \(str\); expected an int")
 
     def zero_based(r, n):
         return [(rank - 1, pid, name, units) for rank, pid, name, units in good(r, n)]
 
-    rejects(check.top_sellers, zero_based, ws, pattern=r"has rank 0; expected 1")
+    rejects(check.top_sellers, zero_based, standing, ws, pattern=r"has rank 0; expected 1")
+
+
+def test_product_standing(ws):
+    good, standing = top_sellers_for(ws), product_standing_for(ws)
+    board = ws.key("sales", "units_by_product")
+
+    def zero_based(r, product_id):
+        rank = r.zrevrank(board, product_id)
+        return None if rank is None else (rank, int(r.zscore(board, product_id)))
+
+    def ascending(r, product_id):  # ZRANK counts from the worst seller
+        rank = r.zrank(board, product_id)
+        return None if rank is None else (rank + 1, int(r.zscore(board, product_id)))
+
+    def float_units(r, product_id):
+        rank = r.zrevrank(board, product_id)
+        return None if rank is None else (rank + 1, r.zscore(board, product_id))
+
+    def no_none(r, product_id):  # breaks on a product that is not on the board
+        return r.zrevrank(board, product_id) + 1, int(r.zscore(board, product_id))
+
+    def zero_for_missing(r, product_id):
+        rank = r.zrevrank(board, product_id)
+        return (0, 0) if rank is None else (rank + 1, int(r.zscore(board, product_id)))
+
+    rejects(check.top_sellers, good, zero_based, ws, pattern=r"says rank 0; expected 1 \(ranks start at 1\)")
+    rejects(check.top_sellers, good, ascending, ws, pattern=r"says rank \d+; expected 1.*ZREVRANK")
+    rejects(check.top_sellers, good, float_units, ws, pattern=r"expected two ints")
+    check.top_sellers(good, no_none, ws)
+    rejects(check.top_sellers, good, no_none, ws, hidden=True, pattern=r"raised TypeError .*not on the board")
+    rejects(check.top_sellers, good, zero_for_missing, ws, hidden=True,
+            pattern=r"returned \(0, 0\) for a product that is not on the board; expected None")
 
 
 # --------------------------------------------------------------------------- 06.12

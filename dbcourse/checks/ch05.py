@@ -114,6 +114,11 @@ def plan_summary(explain: dict) -> dict:
             "docs_examined": stats.get("totalDocsExamined")}
 
 
+def is_stand_in(client: Any) -> bool:
+    """True for the course's MongoDB stand-in (SecantusDB), which answers ``hello`` as replica set ``secantus``."""
+    return client.admin.command("hello").get("setName") == "secantus"
+
+
 def _object_id_at(when: dt.datetime, serial: int):
     from bson import ObjectId
 
@@ -477,15 +482,128 @@ def revenue_by_category(pipeline: Any, workspace: Any = None, *, hidden: bool = 
 
 # --------------------------------------------------------------------------- 05.6
 
+class _SubscribesMeanwhile:
+    """A collection where "another request" subscribes ``email`` right after the answer's first read."""
+
+    def __init__(self, collection, email: str):
+        self._collection, self._email, self.fired = collection, email, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._collection, name)
+
+    def _meanwhile(self) -> None:
+        if not self.fired:
+            self.fired = True
+            self._collection.insert_one({"email": self._email, "since": dt.datetime.now(UTC)})
+
+    def find_one(self, *args: Any, **kwargs: Any):
+        doc = self._collection.find_one(*args, **kwargs)
+        self._meanwhile()
+        return doc
+
+    def find(self, *args: Any, **kwargs: Any):
+        docs = list(self._collection.find(*args, **kwargs))
+        self._meanwhile()
+        return iter(docs)
+
+    def count_documents(self, *args: Any, **kwargs: Any) -> int:
+        n = self._collection.count_documents(*args, **kwargs)
+        self._meanwhile()
+        return n
+
+
+@exercise("05.6", "One subscription per address", answer="prepare_subscriptions")
+def subscriptions(prepare: Any, subscribe: Any, unsubscribe: Any, workspace: Any = None, *,
+                  hidden: bool = False) -> None:
+    not_answered(prepare, "prepare_subscriptions")
+    not_answered(subscribe, "subscribe")
+    not_answered(unsubscribe, "unsubscribe")
+    from pymongo.errors import DuplicateKeyError
+
+    expect(callable(prepare) and callable(subscribe) and callable(unsubscribe),
+           "`prepare_subscriptions`, `subscribe` and `unsubscribe` should be functions of the collection.")
+    coll = _scratch(workspace, "subscriptions")
+    try:
+        name = prepare(coll)
+        indexes = coll.index_information()
+        expect(isinstance(name, str) and name in indexes,
+               f"prepare_subscriptions returned {name!r}, which is not the name of an index of the collection.",
+               hint="return what subscriptions.create_index(...) returns: the index's name.")
+        info = indexes[name]
+        expect([field for field, _ in info["key"]] == ["email"],
+               f"the index {name} is on {[field for field, _ in info['key']]}; expected the field email alone.")
+        expect(info.get("unique") is True, f"the index {name} on email is not unique: a second subscription of the "
+                                           "same address would be stored.",
+               hint="create_index('email', unique=True).")
+
+        def call(func: Any, label: str, email: str, want: bool) -> None:
+            try:
+                got = func(coll, email)
+            except DuplicateKeyError:
+                fail(f"{label}(subscriptions, {email!r}) raised DuplicateKeyError.",
+                     hint="catch pymongo.errors.DuplicateKeyError around insert_one and return False: the unique "
+                          "index is telling you the address is already subscribed.")
+            expect(got is want, f"{label}(subscriptions, {email!r}) returned {got!r}; expected {want}.",
+                   hint={"subscribe": "True when a new subscription was stored, False when the address already "
+                                      "had one (after cleaning it with strip().lower()).",
+                         "unsubscribe": "return delete_one(...).deleted_count == 1, with the address cleaned "
+                                        "as subscribe stores it."}[label])
+
+        started = dt.datetime.now(UTC)
+        call(subscribe, "subscribe", "ann@example.org", True)
+        doc = coll.find_one({}, {"_id": 0})
+        expect(doc is not None and doc.get("email") == "ann@example.org",
+               f"after subscribe(subscriptions, 'ann@example.org') the collection holds {_short(doc)}; expected "
+               "a document with email 'ann@example.org'.")
+        since = doc.get("since")
+        expect(isinstance(since, dt.datetime) and abs(since - started) < dt.timedelta(minutes=5),
+               f"the subscription's since is {_short(since)}; expected the time of the subscription (UTC).",
+               hint="'since': datetime.now(timezone.utc) (a timezone-aware datetime).")
+        call(subscribe, "subscribe", "  Ann@Example.ORG ", False)
+        call(subscribe, "subscribe", "bob@example.org", True)
+        count = coll.count_documents({})
+        expect(count == 2, f"after subscribing ann, Ann again (spaces, capitals) and bob, the collection holds "
+                           f"{count} subscriptions; expected 2.", hint="store email.strip().lower().")
+        call(unsubscribe, "unsubscribe", " BOB@example.org", True)
+        call(unsubscribe, "unsubscribe", "bob@example.org", False)
+        left = sorted(d["email"] for d in coll.find({}, {"email": 1}))
+        expect(left == ["ann@example.org"], f"after unsubscribing bob the subscriptions are {left}; expected "
+                                            "['ann@example.org'].")
+        call(subscribe, "subscribe", "bob@example.org", True)  # subscribing again after leaving
+        if hidden:
+            call(unsubscribe, "unsubscribe", "nobody@example.org", False)
+            racing = _SubscribesMeanwhile(coll, "carl@example.org")
+            try:
+                got = subscribe(racing, "Carl@example.org")
+            except DuplicateKeyError:
+                fail("subscribe raised DuplicateKeyError when another request subscribed the same address between "
+                     "your check and your insert.",
+                     hint="do not look first: insert, and catch DuplicateKeyError (return False). The unique index "
+                          "decides, whatever other requests do at the same moment.")
+            count = coll.count_documents({"email": "carl@example.org"})
+            expect(count == 1, f"carl@example.org has {count} subscriptions after two requests subscribed it at "
+                               "the same moment; expected 1.")
+            expect(got is (not racing.fired),
+                   f"subscribe returned {got!r} although another request had just subscribed the address; "
+                   f"expected {not racing.fired}.")
+            call(unsubscribe, "unsubscribe", "CARL@example.org", True)
+            expect(coll.count_documents({}) == 2, "unsubscribe removed more than the one subscription it was asked to.")
+    finally:
+        coll.drop()
+
+
+# --------------------------------------------------------------------------- 05.7
+
 def purchases_query(user_id: int, since: dt.datetime) -> dict:
     return {"user_id": user_id, "type": "purchase", "at": {"$gte": since}}
 
 
-@exercise("05.6", "Find and fix: the slow query", answer="create_purchase_index")
+@exercise("05.7", "Find and fix: the slow query", answer="create_purchase_index")
 def purchase_index(func: Any, workspace: Any = None, *, hidden: bool = False) -> None:
     not_answered(func, "create_purchase_index")
     expect(callable(func), "`create_purchase_index` should be a function create_purchase_index(events).")
     events = _db(workspace).events
+    stand_in = is_stand_in(events.database.client)
     name = func(events)
     expect(isinstance(name, str) and name in events.index_information(),
            f"create_purchase_index returned {name!r}, which is not the name of an index on events.",
@@ -517,9 +635,14 @@ def purchase_index(func: Any, workspace: Any = None, *, hidden: bool = False) ->
                f"{where} MongoDB examined {keys} index keys to return {returned} documents.",
                hint="order the index fields by the ESR rule: Equality fields first (user_id, type), then the "
                     "Range field (at).")
+        if "SORT" in summary["stages"] and not stand_in:  # the stand-in lists a SORT above every index scan
+            fail(f"{where} MongoDB uses index {summary['indexes']} but still sorts the purchases in memory "
+                 f"({' <- '.join(summary['stages'])}).",
+                 hint="put the sort field `at` in the index right after the equality fields (user_id, type): "
+                      "the index then returns the purchases already in `at` order.")
 
 
-# --------------------------------------------------------------------------- 05.7
+# --------------------------------------------------------------------------- 05.8
 
 def _review_cases(db) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
     real = list(db.reviews.find({}, sort=[("_id", 1)]).limit(40))
@@ -541,7 +664,7 @@ def _review_cases(db) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
     return good, bad
 
 
-@exercise("05.7", "A $jsonSchema validator", answer="review_validator")
+@exercise("05.8", "A $jsonSchema validator", answer="review_validator")
 def review_validator(validator: Any, workspace: Any = None, *, hidden: bool = False) -> None:
     not_answered(validator, "review_validator")
     from pymongo.errors import OperationFailure, WriteError
@@ -583,7 +706,7 @@ def review_validator(validator: Any, workspace: Any = None, *, hidden: bool = Fa
         coll.drop()
 
 
-# --------------------------------------------------------------------------- 05.8
+# --------------------------------------------------------------------------- 05.9
 
 def _expected_buckets(events: Iterable[dict], max_events: int) -> list[dict]:
     open_buckets: dict[tuple, dict] = {}
@@ -603,7 +726,7 @@ def _expected_buckets(events: Iterable[dict], max_events: int) -> list[dict]:
     return result
 
 
-@exercise("05.8", "The bucket pattern", answer="add_to_bucket")
+@exercise("05.9", "The bucket pattern", answer="add_to_bucket")
 def add_to_bucket(func: Any, workspace: Any = None, *, hidden: bool = False) -> None:
     not_answered(func, "add_to_bucket")
     expect(callable(func), "`add_to_bucket` should be a function add_to_bucket(buckets, event, max_events=100).")
@@ -657,9 +780,83 @@ def add_to_bucket(func: Any, workspace: Any = None, *, hidden: bool = False) -> 
             coll.drop()
 
 
-# --------------------------------------------------------------------------- 05.9
+# --------------------------------------------------------------------------- 05.10
 
-@exercise("05.9", "A multi-document transaction", answer="place_order")
+def _has_text_indexes(workspace: Any) -> bool:
+    """Try to create a text index on an empty scratch collection: the stand-in refuses (code 67)."""
+    from pymongo.errors import OperationFailure
+
+    probe = _scratch(workspace, "text_probe")
+    try:
+        probe.create_index([("t", "text")])
+        return True
+    except OperationFailure as exc:
+        if exc.code != 67:
+            raise
+        return False
+    finally:
+        probe.drop()
+
+
+@exercise("05.10", "Search one kind of post", answer="kind_search")
+def kind_search(func: Any, workspace: Any = None, *, hidden: bool = False) -> None:
+    not_answered(func, "kind_search")
+    from pymongo.errors import PyMongoError
+
+    expect(callable(func), "`kind_search` should be a function kind_search(words, kind) that returns a filter.")
+    db = _db(workspace)
+    cases = [("sharding replicas", "video")]
+    if hidden:
+        cases += [("redis caching", "article"), ("pagination", "video"), ("indexes", "article"),
+                  ("zebra xylophone", "article")]
+    text = _has_text_indexes(workspace)
+    copy = None
+    if text:  # real MongoDB: search a copy of the posts with the text index of section 5
+        copy = _scratch(workspace, "posts_text")
+        copy.insert_many(db.posts.find({}, {"title": 1, "body": 1, "kind": 1, "published_at": 1}))
+        copy.create_index([("title", "text"), ("body", "text")], weights={"title": 3})
+    try:
+        for words, kind in cases:
+            call = f"kind_search({words!r}, {kind!r})"
+            got = func(words, kind)
+            expect(isinstance(got, dict), f"{call} returned {type(got).__name__}; expected a filter (a dict).")
+            expect("$text" in got, f"{call} returned {_short(got)}, which does not use the text index.",
+                   hint="a text search is a top-level {'$text': {'$search': words}} in the filter "
+                        "($regex cannot use the text index).")
+            search = got["$text"]
+            expect(isinstance(search, dict) and search.get("$search") == words,
+                   f"in {call} the $text part is {_short(search)}; expected {{'$search': {words!r}}}.",
+                   hint="pass the words through as they are: MongoDB splits them, drops stop words and stems them.")
+            rest = {k: v for k, v in got.items() if k != "$text"}
+            reference = {"kind": kind, "published_at": {"$exists": True}}
+            try:
+                got_ids = sorted(d["_id"] for d in db.posts.find(rest, {"_id": 1}))
+            except PyMongoError as exc:
+                fail(f"MongoDB refused the rest of your filter ({_short(rest)}): {str(exc).splitlines()[0][:200]}")
+            want_ids = sorted(d["_id"] for d in db.posts.find(reference, {"_id": 1}))
+            expect(got_ids == want_ids,
+                   f"without its $text part, the filter of {call} matches {len(got_ids)} posts; the published "
+                   f"posts of kind {kind!r} are {len(want_ids)}.",
+                   hint="next to $text, require the kind ({'kind': kind}) and a publication date "
+                        "({'published_at': {'$exists': True}}): drafts have none.")
+            if copy is not None:
+                try:
+                    found = sorted(d["_id"] for d in copy.find(got, {"_id": 1}))
+                except PyMongoError as exc:
+                    fail(f"MongoDB refused the filter of {call}: {str(exc).splitlines()[0][:200]}")
+                expected = sorted(d["_id"] for d in copy.find({"$text": {"$search": words}, **reference}, {"_id": 1}))
+                expect(found == expected, f"{call} finds {len(found)} posts; the text search finds {len(expected)}.")
+        if not text and not hidden:
+            print("(This server has no text indexes: the check ran the kind and publication parts of your filter and "
+                  "checked its $text part by its shape.)")
+    finally:
+        if copy is not None:
+            copy.drop()
+
+
+# --------------------------------------------------------------------------- 05.11
+
+@exercise("05.11", "A multi-document transaction", answer="place_order")
 def place_order(func: Any, workspace: Any = None, *, hidden: bool = False) -> None:
     not_answered(func, "place_order")
     expect(callable(func), "`place_order` should be a function place_order(client, db, order_id, user_id, items).")
@@ -694,9 +891,20 @@ def place_order(func: Any, workspace: Any = None, *, hidden: bool = False) -> No
 
     try:
         items = [(ids[0], 2), (ids[1], 1)]
+        before_call = dt.datetime.now(UTC)
         func(client, db, first_id, user["_id"], items)
+        after_call = dt.datetime.now(UTC)
         order = db.orders.find_one({"_id": first_id})
         expect(order is not None, f"after place_order(client, db, {first_id}, ...) there is no order {first_id}.")
+        ordered_at = order.get("ordered_at")
+        expect(isinstance(ordered_at, dt.datetime),
+               f"order.ordered_at is {_short(ordered_at)}; expected the time of the order, a datetime.",
+               hint="'ordered_at': datetime.now(timezone.utc): the shop's date queries filter on it.")
+        expect(before_call - dt.timedelta(seconds=5) <= ordered_at <= after_call + dt.timedelta(seconds=5),
+               f"order.ordered_at is {ordered_at:%Y-%m-%d %H:%M:%S} UTC; expected the time place_order ran "
+               f"({before_call:%Y-%m-%d %H:%M:%S} UTC).",
+               hint="use datetime.now(timezone.utc); datetime.now() without a timezone is local time, which "
+                    "PyMongo stores as if it were UTC.")
         expect(order.get("user_id") == user["_id"] and order.get("status") == "pending",
                f"the order should have user_id {user['_id']} and status 'pending'; it has "
                f"{_short({k: order.get(k) for k in ('user_id', 'status')})}.")
@@ -729,9 +937,9 @@ def place_order(func: Any, workspace: Any = None, *, hidden: bool = False) -> No
             db.products.update_one({"_id": pid}, {"$set": {"stock": n}})
 
 
-# --------------------------------------------------------------------------- 05.10
+# --------------------------------------------------------------------------- 05.12
 
-@exercise("05.10", "Write and read concerns", answer="payments_orders")
+@exercise("05.12", "Write and read concerns", answer="payments_orders")
 def concerns(payments: Any, dashboard: Any, workspace: Any = None, *, hidden: bool = False) -> None:
     not_answered(payments, "payments_orders")
     not_answered(dashboard, "dashboard_events")
@@ -771,7 +979,7 @@ def concerns(payments: Any, dashboard: Any, workspace: Any = None, *, hidden: bo
                    "the configured collections should still read the same data.")
 
 
-# --------------------------------------------------------------------------- 05.11
+# --------------------------------------------------------------------------- 05.13
 
 def _expected_stats(events: Iterable[dict]) -> dict[int, dict]:
     stats: dict[int, dict] = {}
@@ -788,7 +996,7 @@ def _expected_stats(events: Iterable[dict]) -> dict[int, dict]:
     return stats
 
 
-@exercise("05.11", "User-activity analytics", answer="track_event")
+@exercise("05.13", "User-activity analytics", answer="track_event")
 def track_event(func: Any, workspace: Any = None, *, hidden: bool = False) -> None:
     not_answered(func, "track_event")
     expect(callable(func), "`track_event` should be a function track_event(stats, event) -> bool.")

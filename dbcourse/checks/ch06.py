@@ -218,32 +218,126 @@ def _compare_card(got: Any, expected: dict[str, Any], product_id: int) -> None:
                hint="read the fields of the product's hash (HGETALL) and convert price and stock.")
 
 
-@exercise("06.1", "A product card from a hash", answer="product_card")
-def product_card(func: Any, workspace: Any, *, hidden: bool = False) -> None:
-    _callable(func, "product_card", "product_card(r, product_id)")
+def _check_connect(connect: Any, url: str) -> Any:
+    """Call the learner's connect(url); return the client after checking how it is built."""
+    from urllib.parse import urlsplit
+
+    redis = _redis_module()
+    client = connect(url)
+    expect(isinstance(client, redis.Redis), f"connect(url) returned {type(client).__name__}; expected a redis.Redis "
+                                            "client.", hint="return redis.Redis(connection_pool=pool).")
+    pool = client.connection_pool
+    try:
+        expect(isinstance(pool, redis.BlockingConnectionPool),
+               f"the client's connections come from a {type(pool).__name__}; expected a BlockingConnectionPool "
+               "(a thread waits for a free connection instead of failing).",
+               hint="pool = redis.BlockingConnectionPool.from_url(url, decode_responses=True, max_connections=4), "
+                    "then redis.Redis(connection_pool=pool).")
+        expect(pool.max_connections == 4,
+               f"the pool allows {pool.max_connections} connections; expected at most 4.",
+               hint="pass max_connections=4 when you create the pool.")
+        kwargs = pool.connection_kwargs
+        expect(kwargs.get("decode_responses") is True,
+               "the client returns bytes, not text: decode_responses is not set.",
+               hint="pass decode_responses=True to BlockingConnectionPool.from_url: the pool's connections decode.")
+        parts = urlsplit(url)
+        want = (parts.hostname, parts.port or 6379, int((parts.path or "/0").lstrip("/") or 0))
+        got = (kwargs.get("host"), kwargs.get("port"), int(kwargs.get("db", 0)))
+        expect(got == want, f"connect({url!r}) connects to host, port, db {got}; expected {want}.",
+               hint="build the pool from the url you are given (from_url), not from a fixed address.")
+        expect(client.ping() is True, "the client returned by connect(url) does not answer PING.")
+    except BaseException:
+        client.close()
+        pool.disconnect()
+        raise
+    return client
+
+
+def _check_wishlist(func: Any, workspace: Any, conn: Any, user_id: int, wished: list[int], category_id: int) -> None:
     r = workspace.redis
-    with _pg_dict(workspace) as conn:
-        last = conn.execute("SELECT max(product_id) AS m FROM products").fetchone()["m"]
-        ids = [1, 2, last] if not hidden else [7, last // 2, last - 1]
-        for product_id in ids:
-            _compare_card(func(r, product_id), _expected_card(conn, product_id), product_id)
-        missing = last + 1000
-        got = func(r, missing)
-        expect(got is None, f"product_card(r, {missing}) returned {got!r} for a product that does not exist; "
-                            "expected None.",
-               hint="HGETALL of a missing key returns an empty dict {}: return None in that case.")
-        if hidden:  # the answer must read the live hash, not a copy or a hard-coded value
-            key = workspace.key("product", ids[0])
-            old = r.hget(key, "stock")
+    key = workspace.key("wishlist", "user", user_id)
+    r.delete(key)
+    if wished:
+        r.sadd(key, *wished)
+    in_category = {row["product_id"] for row in conn.execute(
+        "SELECT product_id FROM products WHERE category_id = %s", (category_id,))}
+    expected = sorted(p for p in wished if p in in_category)
+    call = f"wished_in_category(r, {user_id}, {category_id})"
+    got = func(r, user_id, category_id)
+    expect(isinstance(got, list), f"{call} returned {type(got).__name__}; expected a list of ints.",
+           hint="SINTER returns a set of strings: sorted(int(m) for m in members).")
+    expect(all(isinstance(x, int) and not isinstance(x, bool) for x in got),
+           f"{call} returned {got!r}; expected ints, not strings.", hint="set members come back as strings: int(m).")
+    expect(sorted(got) == expected, f"{call} returned {got!r}; expected {expected!r} (the wish list holds "
+                                    f"{sorted(wished)!r}).",
+           hint="intersect the user's wish list with the category's set: r.sinter(wishlist_key, category_key).")
+    expect(got == expected, f"{call} returned the right ids in the wrong order: {got!r}; expected ascending.")
+
+
+@exercise("06.1", "Connect, read a hash, intersect two sets", answer="product_card")
+def product_card(func: Any, connect: Any, wished_in_category: Any, workspace: Any, *, hidden: bool = False) -> None:
+    _callable(func, "product_card", "product_card(r, product_id)")
+    _callable(connect, "connect", "connect(url)")
+    _callable(wished_in_category, "wished_in_category", "wished_in_category(r, user_id, category_id)")
+    url = _redis_url(workspace)
+    client = _check_connect(connect, url)
+    try:
+        if hidden:  # another database number: the answer must use the url it is given
+            from urllib.parse import urlsplit, urlunsplit
+
+            other = urlunsplit(urlsplit(url)._replace(path="/3"))
+            second = _check_connect(connect, other)
+            expect(second.connection_pool is not client.connection_pool,
+                   "two calls of connect(url) returned clients that share one pool: each call should make its own.")
+            second.close()
+            second.connection_pool.disconnect()
+        r = workspace.redis
+        with _pg_dict(workspace) as conn:
+            last = conn.execute("SELECT max(product_id) AS m FROM products").fetchone()["m"]
+            ids = [1, 2, last] if not hidden else [7, last // 2, last - 1]
+            for product_id in ids:
+                _compare_card(func(client, product_id), _expected_card(conn, product_id), product_id)
+            missing = last + 1000
+            got = func(client, missing)
+            expect(got is None, f"product_card(r, {missing}) returned {got!r} for a product that does not exist; "
+                                "expected None.",
+                   hint="HGETALL of a missing key returns an empty dict {}: return None in that case.")
+            if hidden:  # the answer must read the live hash, not a copy or a hard-coded value
+                key = workspace.key("product", ids[0])
+                old = r.hget(key, "stock")
+                try:
+                    r.hset(key, "stock", int(old) + 17)
+                    got = func(client, ids[0])
+                    expect(isinstance(got, dict) and got.get("stock") == int(old) + 17,
+                           f"after the hash's stock changed to {int(old) + 17}, product_card(r, {ids[0]}) still says "
+                           f"{got.get('stock') if isinstance(got, dict) else got!r}.",
+                           hint="read the hash from Redis on every call.")
+                finally:
+                    r.hset(key, "stock", old)
+
+            categories = [row["category_id"] for row in conn.execute(
+                "SELECT category_id FROM products GROUP BY category_id HAVING count(*) >= 3 ORDER BY category_id")]
+            first, second_cat = categories[0], categories[-1]
+
+            def some(category_id: int, n: int) -> list[int]:
+                return [row["product_id"] for row in conn.execute(
+                    "SELECT product_id FROM products WHERE category_id = %s ORDER BY product_id DESC LIMIT %s",
+                    (category_id, n))]
+
+            users = [990_001, 990_002, 990_003]
             try:
-                r.hset(key, "stock", int(old) + 17)
-                got = func(r, ids[0])
-                expect(isinstance(got, dict) and got.get("stock") == int(old) + 17,
-                       f"after the hash's stock changed to {int(old) + 17}, product_card(r, {ids[0]}) still says "
-                       f"{got.get('stock') if isinstance(got, dict) else got!r}.",
-                       hint="read the hash from Redis on every call.")
+                _check_wishlist(wished_in_category, workspace, conn, users[0],
+                                some(first, 3) + some(second_cat, 2) + [last + 500], first)
+                if hidden:
+                    _check_wishlist(wished_in_category, workspace, conn, users[1], some(first, 2), second_cat)
+                    _check_wishlist(wished_in_category, workspace, conn, users[2], [], first)  # no wish list
+                    _check_wishlist(wished_in_category, workspace, conn, users[0],
+                                    some(second_cat, 3) + some(first, 1), second_cat)
             finally:
-                r.hset(key, "stock", old)
+                r.delete(*[workspace.key("wishlist", "user", u) for u in users])
+    finally:
+        client.close()
+        client.connection_pool.disconnect()
 
 
 # --------------------------------------------------------------------------- 06.2
@@ -659,6 +753,27 @@ def allow_request(func: Any, workspace: Any, *, hidden: bool = False) -> None:
             expect(func(r, other, 1, 10) is True, "a different key is a different user: its first request should "
                                                   "be allowed.")
 
+            # a window lasts window_seconds from its FIRST request: later requests must not push its end back
+            late = key("user", "late")
+            first = func(r, late, 2, 1)
+            opened = time.monotonic()  # the window's clock was set before this moment
+            time.sleep(0.6)
+            second = func(r, late, 2, 1)
+            elapsed_ms = (time.monotonic() - opened) * 1000
+            pttl = r.pttl(late)  # at most 1000 - elapsed_ms if only the first request set the expiry
+            # the second request set the expiry again (only decidable while the first window is still open)
+            pushed_back = elapsed_ms < 900 and pttl > 1000 - elapsed_ms + 50
+            time.sleep(max(0.0, 1.1 - (time.monotonic() - opened)))
+            third = func(r, late, 2, 1)
+            got = [first, second, third]
+            if pushed_back or got != [True, True, True]:
+                fail(f"limit 2 per 1 s, requests at 0 s, 0.6 s and 1.1 s gave {got}; expected [True, True, True]: "
+                     "the window that opened at 0 s ends at 1 s, so the request at 1.1 s starts a new window. "
+                     + (f"After the second request the counter still had {pttl} ms to live: each request set the "
+                        "expiry again and pushed the end of the window back." if pushed_back else ""),
+                     hint="only the first request of a window may set the expiry: "
+                          "pipe.expire(key, window_seconds, nx=True) (EXPIRE ... NX).")
+
 
 # --------------------------------------------------------------------------- 06.9
 
@@ -829,22 +944,61 @@ def _check_top(func: Any, workspace: Any, conn: Any, n: int) -> None:
            hint="ZREVRANGE key 0 n-1 WITHSCORES gives the highest scores first.")
 
 
+def _check_standing(func: Any, workspace: Any, product_id: int) -> None:
+    r = workspace.redis
+    sales = _sales_key(workspace)
+    rank = r.zrevrank(sales, product_id)
+    expected = None if rank is None else (rank + 1, int(r.zscore(sales, product_id)))
+    call = f"product_standing(r, {product_id})"
+    try:
+        got = func(r, product_id)
+    except TypeError as exc:
+        if expected is None:
+            fail(f"{call} raised TypeError ({exc}) for a product that is not on the board.",
+                 hint="ZREVRANK and ZSCORE return None for a missing member: return None then, before any int().")
+        raise
+    if expected is None:
+        expect(got is None, f"{call} returned {got!r} for a product that is not on the board; expected None.",
+               hint="ZREVRANK returns None for a missing member: return None then.")
+        return
+    expect(isinstance(got, (tuple, list)) and len(got) == 2,
+           f"{call} returned {got!r}; expected a tuple (rank, units).")
+    got_rank, got_units = got
+    expect(isinstance(got_rank, int) and isinstance(got_units, int)
+           and not isinstance(got_rank, bool) and not isinstance(got_units, bool),
+           f"{call} returned {tuple(got)!r}; expected two ints (ZSCORE returns a float: int() it).")
+    expect(got_units == expected[1], f"{call} says {got_units} units; the board says {expected[1]}.",
+           hint="ZSCORE key member gives the member's score.")
+    expect(got_rank == expected[0], f"{call} says rank {got_rank}; expected {expected[0]}"
+                                    + (" (ranks start at 1)." if got_rank == expected[0] - 1 else "."),
+           hint="ZREVRANK counts from 0 at the highest score: add 1. (ZRANK counts from the lowest.)")
+
+
 @exercise("06.11", "Top sellers from the leaderboard", answer="top_sellers")
-def top_sellers(func: Any, workspace: Any, *, hidden: bool = False) -> None:
+def top_sellers(func: Any, standing: Any, workspace: Any, *, hidden: bool = False) -> None:
     _callable(func, "top_sellers", "top_sellers(r, n)")
+    _callable(standing, "product_standing", "product_standing(r, product_id)")
+    r = workspace.redis
+    sales = _sales_key(workspace)
     with _pg_dict(workspace) as conn:
         _check_top(func, workspace, conn, 5)
+        ranking = [int(m) for m in r.zrevrange(sales, 0, -1)]
+        _check_standing(standing, workspace, ranking[0])
+        _check_standing(standing, workspace, ranking[len(ranking) // 2])
         if hidden:
-            r = workspace.redis
-            sales = _sales_key(workspace)
             last = r.zrange(sales, 0, 0)[0]  # the worst seller becomes the best for a moment
             try:
                 r.zincrby(sales, 100_000, last)
                 _check_top(func, workspace, conn, 3)
+                _check_standing(standing, workspace, int(last))
+                _check_standing(standing, workspace, ranking[0])  # now second
             finally:
                 r.zincrby(sales, -100_000, last)
             _check_top(func, workspace, conn, 1)
             _check_top(func, workspace, conn, 0)
+            _check_standing(standing, workspace, ranking[-1])
+            missing = max(ranking) + 1000
+            _check_standing(standing, workspace, missing)
 
 
 # --------------------------------------------------------------------------- 06.12
