@@ -8,12 +8,16 @@ are as stable as the plans.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
+import sqlite3
+import threading
+import time
 
 import pytest
 from psycopg import sql
-from sqlalchemy import ForeignKey, Numeric, select, text
+from sqlalchemy import Engine, ForeignKey, Numeric, event, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
 
 import dbcourse
@@ -26,8 +30,8 @@ from dbcourse.datasets import files, load_nosql
 @pytest.fixture(scope="module")
 def ws():
     workspace = dbcourse.setup("07-optimization", namespace="test_ch07_checks", quiet=True,
-                               services=["postgres", "mysql", "mongodb", "redis"],
-                               data={"postgres": ("shop", "flights"), "mysql": "shop"})
+                               services=["postgres", "mysql", "mongodb", "redis", "sqlite"],
+                               data={"postgres": ("shop", "flights"), "mysql": "shop", "sqlite": "shop"})
     load_nosql.load_mongodb(files.verified_folder("shop", "small"), workspace.mongo_db, collections=["users"])
     yield workspace
     leftovers = list(workspace.redis.scan_iter(match=workspace.key("*"), count=10_000))
@@ -40,6 +44,10 @@ def ws():
         cur.execute("SHOW INDEX FROM orders")
         mysql_indexes = {r[2] for r in cur.fetchall()}
     mysql.close()
+    lite = sqlite3.connect(workspace.sqlite_path)
+    sqlite_indexes = {r[0] for r in lite.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                                 "AND tbl_name = 'orders'")}
+    lite.close()
     workspace.close()
     namespaces.clear_redis(workspace.namespace)
     namespaces.drop_postgres(workspace.namespace)
@@ -52,6 +60,7 @@ def ws():
     assert "copy_check" not in tables and "copy_check_log" not in tables
     assert not [i for i in pg_indexes if i.startswith("check_") or i.startswith("ex_")], pg_indexes
     assert mysql_indexes == {"PRIMARY", "user_id"}, mysql_indexes
+    assert not [i for i in sqlite_indexes if i.startswith("ex_")], sqlite_indexes
 
 
 def rejects(exercise, *args, pattern: str, hidden: bool = False) -> str:
@@ -62,7 +71,48 @@ def rejects(exercise, *args, pattern: str, hidden: bool = False) -> str:
     return message
 
 
-# --------------------------------------------------------------------------- 07.1
+# --------------------------------------------------------------------------- 07.1 (SQLite)
+
+def test_sqlite_search_accepts_an_index_that_starts_with_user_id(ws):
+    for ddl in ("CREATE INDEX ex_orders_user ON orders (user_id)",
+                "CREATE INDEX ex_orders_user ON orders (user_id, ordered_at, status)",   # covering, fine too
+                "create index if not exists EX_orders_user on orders(user_id);"):
+        check.sqlite_search(ddl, ws)
+        check.sqlite_search(ddl, ws, hidden=True)
+
+
+def test_sqlite_search_works_again_when_the_index_was_kept(ws):
+    ddl = "CREATE INDEX ex_orders_user ON orders (user_id)"
+    lite = sqlite3.connect(ws.sqlite_path)
+    try:
+        lite.execute(ddl)
+        lite.commit()
+        check.sqlite_search(ddl, ws)   # the check drops it inside its transaction: no "already exists"
+        names = {r[0] for r in lite.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "ex_orders_user" in names   # ...and the rollback brought it back
+    finally:
+        lite.execute("DROP INDEX IF EXISTS ex_orders_user")
+        lite.commit()
+        lite.close()
+
+
+@pytest.mark.parametrize("ddl, pattern", [
+    ("CREATE INDEX ex_orders_status ON orders (status, user_id)", "starts with status, not with user_id"),
+    ("CREATE INDEX ex_orders_user ON order (user_id)", "failed in SQLite: OperationalError"),
+    ("CREATE INDEX ex_a ON orders (user_id); CREATE INDEX ex_b ON orders (status)", "one CREATE INDEX statement"),
+    ("SELECT 1", "created no new index on orders"),
+    (42, "should be a string"),
+])
+def test_sqlite_search_rejects(ws, ddl, pattern):
+    rejects(check.sqlite_search, ddl, ws, pattern=pattern)
+
+
+def test_sqlite_search_needs_an_answer(ws):
+    with pytest.raises(NotAnswered):
+        check.sqlite_search(None, ws)
+
+
+# --------------------------------------------------------------------------- 07.2
 
 def test_session_index_accepts_an_index_on_session_id(ws):
     for ddl in ("CREATE INDEX ex_session ON events (session_id)",
@@ -80,7 +130,9 @@ def test_session_index_leaves_nothing_behind(ws):
 
 @pytest.mark.parametrize("ddl, pattern", [
     (None, "no answer yet"),
-    ("CREATE INDEX ex_type ON events (event_type)", r"still reads the whole table: .*Seq Scan"),
+    ("CREATE INDEX ex_type ON events (event_type)", r"starts with event_type, not with session_id"),
+    ("CREATE INDEX ex_type ON events (event_type, session_id)", r"starts with event_type, not with session_id"),
+    ("CREATE INDEX events ON events (session_id)", "a table or index named events already exists"),
     ("CREATE INDEX CONCURRENTLY ex_session ON events (session_id)", "CONCURRENTLY cannot run inside"),
     ("CREATE INDEX ex_session ON event (session_id)", "failed in PostgreSQL: UndefinedTable"),
     ("SELECT 1", "created no new index on events"),
@@ -94,6 +146,25 @@ def test_session_index_rejects(ws, ddl, pattern):
     rejects(exercise, ddl, ws, pattern=pattern)
 
 
+def test_session_index_works_again_when_the_index_was_kept(ws):
+    ddl = "CREATE INDEX ex_session ON events (session_id)"
+    with ws.connect_postgres(autocommit=True) as conn:
+        conn.execute(ddl)   # the learner ran the statement and kept the index
+        try:
+            check.session_index(ddl, ws)
+            check.session_index("CREATE INDEX IF NOT EXISTS ex_session ON events (session_id)", ws, hidden=True)
+            assert conn.execute("SELECT to_regclass('ex_session') IS NOT NULL").fetchone()[0]   # still there
+        finally:
+            conn.execute("DROP INDEX IF EXISTS ex_session")
+
+
+def test_a_kept_index_that_the_plan_prefers_is_named_in_the_feedback():
+    access = [{"type": "Index Scan", "indexes": ["ex_session"], "index_cond": "", "filter": "", "node": {}}]
+    assert "prefers ex_session: if you created that one earlier, DROP INDEX it" in \
+        check._other_index_hint(access, {"ex_other"})
+    assert check._other_index_hint(access, {"ex_session"}) == ""
+
+
 def test_session_index_hidden_rejects_over_indexing(ws):
     ddl = ("CREATE INDEX ex_a ON events (session_id); CREATE INDEX ex_b ON events (event_type); "
            "CREATE INDEX ex_c ON events (occurred_at)")
@@ -101,7 +172,7 @@ def test_session_index_hidden_rejects_over_indexing(ws):
     rejects(check.session_index, ddl, ws, hidden=True, pattern="created 3 indexes; one is enough")
 
 
-# --------------------------------------------------------------------------- 07.2
+# --------------------------------------------------------------------------- 07.3
 
 def test_departures_index_accepts_equality_columns_first_in_any_order(ws):
     for columns in ("carrier, origin, time_hour", "origin, carrier, time_hour",
@@ -118,7 +189,7 @@ def test_departures_index_rejects_wrong_column_orders(ws, columns, pattern):
     rejects(check.departures_index, f"CREATE INDEX ex_dep ON flights ({columns})", ws, hidden=True, pattern=pattern)
 
 
-# --------------------------------------------------------------------------- 07.3 (MySQL)
+# --------------------------------------------------------------------------- 07.4 (MySQL)
 
 def test_pending_index_accepts_status_then_ordered_at_and_drops_it(ws):
     check.pending_index("CREATE INDEX ex_pending ON orders (status, ordered_at)", ws)
@@ -139,7 +210,7 @@ def test_pending_index_reports_a_mysql_error(ws):
             pattern="failed in MySQL: .*no_such_column")
 
 
-# --------------------------------------------------------------------------- 07.4 (MongoDB)
+# --------------------------------------------------------------------------- 07.5 (MongoDB)
 
 def test_users_index_accepts_the_esr_index(ws):
     check.users_index([("country", 1), ("is_active", 1), ("signup_at", -1)], ws, hidden=True)
@@ -147,7 +218,7 @@ def test_users_index_accepts_the_esr_index(ws):
 
 
 @pytest.mark.parametrize("keys, pattern", [
-    ([("country", 1), ("is_active", 1)], r"not in signup_at order|examines|COLLSCAN"),
+    ([("country", 1), ("is_active", 1)], r"not in signup_at order.*spills the sort to disk|examines|COLLSCAN"),
     ([("signup_at", -1)], r"COLLSCAN|examines|lead the index"),
     ([("country", "up")], "not a \\(field, direction\\) pair"),
     ([], "should be a list of"),
@@ -156,7 +227,7 @@ def test_users_index_rejects(ws, keys, pattern):
     rejects(check.users_index, keys, ws, pattern=pattern)
 
 
-# --------------------------------------------------------------------------- 07.5
+# --------------------------------------------------------------------------- 07.6
 
 def test_reviews_covering_accepts_include_or_key_columns(ws):
     for ddl in ("CREATE INDEX ex_cov ON reviews (product_id) INCLUDE (rating, created_at)",
@@ -171,7 +242,13 @@ def test_reviews_covering_rejects_an_index_that_does_not_cover(ws):
             pattern="reads each row from the table|does not use your new index")
 
 
-# --------------------------------------------------------------------------- 07.6 (N+1)
+@pytest.mark.parametrize("columns", ["rating, created_at, product_id", "created_at, product_id, rating"])
+def test_reviews_covering_rejects_a_covering_index_that_starts_with_another_column(ws, columns):
+    rejects(check.reviews_covering, f"CREATE INDEX ex_cov ON reviews ({columns})", ws,
+            pattern=r"starts with \w+, not with product_id")
+
+
+# --------------------------------------------------------------------------- 07.7 (N+1)
 
 class Base(DeclarativeBase):
     pass
@@ -240,7 +317,7 @@ def test_customer_report_rejects_wrong_rows_and_crashes(ws):
     rejects(check.customer_report, crash, ws, pattern="raised ValueError: boom")
 
 
-# --------------------------------------------------------------------------- 07.7 (keyset)
+# --------------------------------------------------------------------------- 07.8 (keyset)
 
 KEYSET = """SELECT order_id, user_id, status, ordered_at FROM orders
 WHERE (ordered_at, order_id) < (%(after_at)s, %(after_id)s)
@@ -270,7 +347,7 @@ def test_keyset_rejects_wrong_pages(ws):
     rejects(check.keyset_page, "SELECT order_id FROM orders WHERE order_id < %s", ws, pattern="failed before reaching PostgreSQL: TypeError")
 
 
-# --------------------------------------------------------------------------- 07.8 (COPY)
+# --------------------------------------------------------------------------- 07.9 (COPY)
 
 def copy_rows(conn, table, columns, rows):
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table),
@@ -331,7 +408,68 @@ def test_copy_loader_rejects_a_wrong_count(ws):
     rejects(check.copy_loader, no_count, ws, pattern="returned None; expected the number of rows loaded, 500")
 
 
-# --------------------------------------------------------------------------- 07.9 (cache)
+# --------------------------------------------------------------------------- 07.10 (pooling)
+
+def names_for(pool, user_ids):
+    with pool.connection() as conn:
+        found = dict(conn.execute("SELECT user_id, full_name FROM users WHERE user_id = ANY(%s)",
+                                  [list(user_ids)]).fetchall())
+    return [found.get(i) for i in user_ids]
+
+
+def test_pooled_names_accepts_one_or_many_borrowings(ws):
+    def one_per_id(pool, user_ids):
+        names = []
+        for user_id in user_ids:
+            with pool.connection() as conn:
+                row = conn.execute("SELECT full_name FROM users WHERE user_id = %s", [user_id]).fetchone()
+            names.append(row[0] if row else None)
+        return names
+
+    check.pooled_names(names_for, ws, hidden=True)
+    check.pooled_names(one_per_id, ws, hidden=True)
+
+
+def test_pooled_names_rejects(ws):
+    import psycopg
+
+    def own_connections(pool, user_ids):
+        with psycopg.connect(ws.postgres_url) as conn:
+            found = dict(conn.execute("SELECT user_id, full_name FROM users WHERE user_id = ANY(%s)",
+                                      [list(user_ids)]).fetchall())
+        return [found.get(i) for i in user_ids]
+
+    def never_gives_back(pool, user_ids):
+        names = []
+        for user_id in user_ids:
+            conn = pool.getconn()
+            names.append(conn.execute("SELECT full_name FROM users WHERE user_id = %s", [user_id]).fetchone()[0])
+        return names
+
+    def keeps_one(pool, user_ids):
+        conn = pool.getconn()
+        found = dict(conn.execute("SELECT user_id, full_name FROM users WHERE user_id = ANY(%s)",
+                                  [list(user_ids)]).fetchall())
+        return [found.get(i) for i in user_ids]
+
+    def sorted_names(pool, user_ids):
+        return sorted(names_for(pool, user_ids), key=str)
+
+    def strict(pool, user_ids):   # a KeyError for an id without user
+        with pool.connection() as conn:
+            found = dict(conn.execute("SELECT user_id, full_name FROM users WHERE user_id = ANY(%s)",
+                                      [list(user_ids)]).fetchall())
+        return [found[i] for i in user_ids]
+
+    rejects(check.pooled_names, own_connections, ws, pattern="did not borrow any connection from the pool")
+    rejects(check.pooled_names, never_gives_back, ws, pattern="waited for a free connection and gave up")
+    rejects(check.pooled_names, keeps_one, ws, pattern=r"1 connection\(s\) of the pool were still lent out")
+    rejects(check.pooled_names, sorted_names, ws, pattern=r"entry \d+ \(user \d+\) is")
+    check.pooled_names(strict, ws)   # every id exists in the visible case...
+    rejects(check.pooled_names, strict, ws, hidden=True, pattern="raised KeyError")
+
+
+# --------------------------------------------------------------------------- 07.11 (cache)
 
 def make_route_stats(ws, *, ttl=600, key_per_route=True, decimal=False):
     def route_stats(engine, r, origin, dest):
@@ -366,7 +504,75 @@ def test_route_cache_rejects(ws):
     rejects(check.route_cache, make_route_stats(ws, decimal=True), ws, pattern="cached answer .* differs")
 
 
-# --------------------------------------------------------------------------- 07.10 (SKIP LOCKED)
+# --------------------------------------------------------------------------- 07.12 (slow-query log)
+
+def make_slow_log(*, level="warning", with_parameters=True, honour_threshold=True, removable=True,
+                  on_class=False, shared_start=False):
+    """install_slow_log answers, right by default, wrong in one way each when asked."""
+    def install_slow_log(engine, threshold_ms, logger):
+        target = Engine if on_class else engine
+        shared = {}
+
+        def before(conn, cursor, statement, parameters, context, executemany):
+            if shared_start:
+                shared["start"] = time.perf_counter()
+            else:
+                conn.info.setdefault("ex_start", []).append(time.perf_counter())
+
+        def after(conn, cursor, statement, parameters, context, executemany):
+            start = shared["start"] if shared_start else conn.info["ex_start"].pop()
+            elapsed_ms = (time.perf_counter() - start) * 1000
+            if elapsed_ms > threshold_ms or not honour_threshold:
+                shown = f"{statement} {parameters!r}" if with_parameters else statement
+                getattr(logger, level)("slow query, %.0f ms: %s", elapsed_ms, shown)
+
+        event.listen(target, "before_cursor_execute", before)
+        event.listen(target, "after_cursor_execute", after)
+
+        def remove():
+            if removable:
+                event.remove(target, "before_cursor_execute", before)
+                event.remove(target, "after_cursor_execute", after)
+
+        return remove
+    return install_slow_log
+
+
+def test_slow_log_accepts_listeners_with_a_remover(ws):
+    check.slow_log(make_slow_log(), ws, hidden=True)
+
+
+@pytest.mark.parametrize("options, pattern", [
+    (dict(level="info"), "logged at level INFO; expected WARNING"),
+    (dict(with_parameters=False), "does not show the statement's parameters"),
+    (dict(honour_threshold=False), "With a threshold of 10,000 ms your listeners logged"),
+    (dict(removable=False), "still logged"),
+])
+def test_slow_log_rejects(ws, options, pattern):
+    rejects(check.slow_log, make_slow_log(**options), ws, pattern=pattern)
+
+
+def test_slow_log_rejects_more_in_hidden_tests(ws):
+    check.slow_log(make_slow_log(on_class=True), ws)        # the visible test cannot tell...
+    rejects(check.slow_log, make_slow_log(on_class=True), ws, hidden=True,
+            pattern="A slow statement on another engine was logged")
+    check.slow_log(make_slow_log(shared_start=True), ws)
+    rejects(check.slow_log, make_slow_log(shared_start=True), ws, hidden=True,
+            pattern="was not logged once while another connection ran a query")
+
+
+def test_slow_log_rejects_no_remover_and_printing(ws):
+    def no_remover(engine, threshold_ms, logger):
+        make_slow_log()(engine, threshold_ms, logger)
+
+    def prints(engine, threshold_ms, logger):
+        return make_slow_log()(engine, threshold_ms, logging.getLogger("somewhere.else"))
+
+    rejects(check.slow_log, no_remover, ws, pattern="it should return a function that removes the listeners")
+    rejects(check.slow_log, prints, ws, pattern="was not logged with a threshold of 50 ms")
+
+
+# --------------------------------------------------------------------------- 07.13 (SKIP LOCKED)
 
 def claim_skip_locked(conn):
     row = conn.execute("""UPDATE jobs SET status = 'running' WHERE job_id = (
@@ -393,3 +599,17 @@ def test_claim_job_rejects_waiting_and_not_marking(ws):
 
     rejects(check.claim_job, waits, ws, pattern="waited for a job another worker has locked")
     rejects(check.claim_job, does_not_mark, ws, pattern="still 'queued'")
+
+
+def test_claim_job_reports_concurrent_claims_that_find_nothing(ws):
+    calls = {"n": 0}
+    lock = threading.Lock()
+
+    def gives_up_once(conn):   # the second of the concurrent claims returns None (as if it found no job)
+        with lock:
+            calls["n"] += 1
+            n = calls["n"]
+        return None if n == 3 else claim_skip_locked(conn)
+
+    rejects(check.claim_job, gives_up_once, ws, hidden=True,
+            pattern=r"Three workers claiming at once got \[.*None\]; expected jobs 3, 4 and 5")

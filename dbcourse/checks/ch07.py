@@ -5,19 +5,27 @@ documents it examines, the statements the code sends), never on timings: a right
 a slow laptop and a wrong one fails on a fast server. Every check puts the namespace back as it
 found it:
 
-* PostgreSQL index answers are built inside a transaction, the plan is read, and the transaction
-  is rolled back (PostgreSQL's DDL is transactional, so nothing is left behind);
+* PostgreSQL and SQLite index answers are built inside a transaction, the plan is read, and the
+  transaction is rolled back (their DDL is transactional, so nothing is left behind; an index of the
+  same name that the learner kept is dropped inside that transaction and so comes back with the rollback);
 * MySQL's DDL is not transactional: the check drops the indexes the answer created;
 * MongoDB: the check drops the index it built from the answer;
 * Redis: the check deletes the keys the answer created;
-* scratch tables (``copy_check``, ``jobs``) are dropped or rebuilt by the check itself.
+* scratch tables (``copy_check``, ``jobs``) are dropped or rebuilt by the check itself;
+* the pooling check closes the pool it lends, the slow-log check removes the listeners and the log
+  handler it installed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import re
+import sqlite3
 import threading
+import time
+from collections import Counter
 from decimal import Decimal
 from typing import Any, Callable, Iterator
 
@@ -116,22 +124,66 @@ def _index_names(conn: Any, table: str) -> set[str]:
 def index_key_columns(conn: Any, index: str) -> list[str]:
     """Key columns of a PostgreSQL index, in order (INCLUDE columns left out)."""
     rows = conn.execute(
-        """SELECT a.attname FROM pg_index i
+        """SELECT coalesce(a.attname, '(an expression)') FROM pg_index i
            CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
-           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-           WHERE i.indexrelid = to_regclass(%s) AND k.n <= i.indnkeyatts ORDER BY k.n""", [index]).fetchall()
+           LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+           WHERE i.indexrelid = to_regclass(quote_ident(%s)) AND k.n <= i.indnkeyatts ORDER BY k.n""",
+        [index]).fetchall()
     return [r[0] for r in rows]
 
 
-def _run_ddl(conn: Any, ddl: Any, name: str, table: str) -> set[str]:
+_CREATE_INDEX_NAME = re.compile(
+    r'^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?'
+    r'("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)\s+ON\b', re.I)
+
+
+def created_index_name(ddl: str) -> str | None:
+    """The name a ``CREATE INDEX name ON ...`` statement gives its index (as the catalog spells it), or None."""
+    match = _CREATE_INDEX_NAME.match(ddl)
+    if not match:
+        return None
+    name = match.group(1)
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name.lower()
+
+
+def expect_leading_column(columns_of: dict[str, list[str]], column: str) -> None:
+    """Fail unless one of the new indexes (name -> key columns) starts with ``column``."""
+    if any(columns[:1] == [column] for columns in columns_of.values()):
+        return
+    shown = "; ".join(f"{name} on ({', '.join(columns)})" for name, columns in sorted(columns_of.items()))
+    first = sorted(columns_of.items())[0][1][:1] or ["?"]
+    fail(f"Your index ({shown}) starts with {first[0]}, not with {column}, the column the query compares with =. "
+         f"A B-tree is sorted by its first column, so the entries of one {column} value are scattered all over it: "
+         "the database can at best read the whole index and test each entry.",
+         hint=f"put {column} first: CREATE INDEX some_name ON table ({column}, ...).")
+
+
+def _run_ddl(conn: Any, ddl: Any, answer: str, table: str) -> set[str]:
     """Run the learner's CREATE INDEX inside the open transaction; return the new indexes of ``table``."""
     import psycopg
+    from psycopg import sql
 
-    not_answered(ddl, name)
-    expect(isinstance(ddl, str), f"`{name}` should be a string holding a CREATE INDEX statement.")
+    not_answered(ddl, answer)
+    expect(isinstance(ddl, str), f"`{answer}` should be a string holding a CREATE INDEX statement.")
     before = _index_names(conn, table)
+    name = created_index_name(ddl)
+    if name in before:
+        # You ran the statement yourself and kept the index. Build it afresh inside this transaction: the
+        # rollback at the end of the check brings your own index back.
+        try:
+            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+        except psycopg.Error:
+            conn.rollback()
+            fail(f"An index named {name} already exists on {table}, and it cannot be dropped (it enforces a "
+                 "constraint).", hint="give your index another name.")
+        before.discard(name)
     try:
         conn.execute(ddl)
+    except psycopg.errors.DuplicateTable:
+        conn.rollback()
+        fail(f"Your statement failed: a table or index named {name or 'like yours'} already exists (not an index on "
+             f"{table}).",
+             hint="choose another name for your index, or DROP INDEX the old one first.")
     except psycopg.errors.ActiveSqlTransaction:
         conn.rollback()
         fail("The check builds your index inside a transaction (and rolls it back afterwards), and "
@@ -145,12 +197,90 @@ def _run_ddl(conn: Any, ddl: Any, name: str, table: str) -> set[str]:
              hint="run it on its own to see the whole error; the form is CREATE INDEX name ON table (columns).")
     new = _index_names(conn, table) - before
     expect(new, f"Your statement ran but created no new index on {table}.",
-           hint=f"write CREATE INDEX some_name ON {table} (column, ...). If an index of that name already exists, "
-                "choose another name.")
+           hint=f"write CREATE INDEX some_name ON {table} (column, ...). CREATE INDEX IF NOT EXISTS does nothing when "
+                "an index of that name exists somewhere else: choose another name.")
     return new
 
 
-# --------------------------------------------------------------------------- 07.1
+def _other_index_hint(access: list[dict], new: set[str]) -> str:
+    others = sorted({i for a in access for i in a["indexes"]} - new)
+    return (f" The plan prefers {', '.join(others)}: if you created that one earlier, DROP INDEX it (or give your "
+            "answer its name)." if others else "")
+
+
+# --------------------------------------------------------------------------- 07.1 (SQLite)
+
+USER_ORDERS_SQL = "SELECT order_id, ordered_at, status FROM orders WHERE user_id = ?"
+_SQLITE_SEARCH = re.compile(r"^SEARCH (?:TABLE )?orders USING (?:COVERING )?INDEX (\S+) \((.*)\)")
+_SQLITE_SCAN = re.compile(r"^SCAN (?:TABLE )?orders\b")
+
+
+def _sqlite_indexes(conn: sqlite3.Connection, table: str) -> dict[str, str]:
+    """lower-case name -> name of the indexes of ``table`` (SQLite compares names case-insensitively)."""
+    return {r[0].lower(): r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", [table])}
+
+
+def _sqlite_index_columns(conn: sqlite3.Connection, index: str) -> list[str]:
+    quoted = '"' + index.replace('"', '""') + '"'
+    return [r[2] or "(an expression)" for r in conn.execute(f"PRAGMA index_info({quoted})")]
+
+
+def sqlite_plan(conn: sqlite3.Connection, sql: str, params: Any = ()) -> list[str]:
+    """The detail lines of SQLite's EXPLAIN QUERY PLAN."""
+    return [row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+
+
+@exercise("07.1", "SQLite: from SCAN to SEARCH", answer="orders_index_sql")
+def sqlite_search(ddl: Any, workspace: Any, *, hidden: bool = False) -> None:
+    not_answered(ddl, "orders_index_sql")
+    expect(isinstance(ddl, str), "`orders_index_sql` should be a string holding a CREATE INDEX statement.")
+    # isolation_level=None: the check opens the transaction itself, and SQLite's DDL is transactional
+    conn = sqlite3.connect(workspace.sqlite_path, isolation_level=None, timeout=20)
+    try:
+        conn.execute("BEGIN")
+        users = [r[0] for r in conn.execute("SELECT user_id FROM orders GROUP BY user_id "
+                                            "ORDER BY count(*) DESC, user_id LIMIT 2")]
+        before = _sqlite_indexes(conn, "orders")
+        name = created_index_name(ddl)
+        if name and name.lower() in before:  # you kept the index from an earlier run: build it afresh, rolled back
+            conn.execute('DROP INDEX "' + before.pop(name.lower()).replace('"', '""') + '"')
+        try:
+            conn.execute(ddl)
+        except sqlite3.ProgrammingError as exc:
+            fail(f"SQLite refused your answer: {exc}", hint="write one CREATE INDEX statement, nothing else.")
+        except sqlite3.Error as exc:
+            fail(f"Your statement failed in SQLite: {type(exc).__name__}: {exc}",
+                 hint="the form is CREATE INDEX some_name ON orders (column); if the name is taken, choose another.")
+        new = {k: v for k, v in _sqlite_indexes(conn, "orders").items() if k not in before}
+        expect(new, "Your statement ran but created no new index on orders.",
+               hint="write CREATE INDEX some_name ON orders (column).")
+        columns = {index: _sqlite_index_columns(conn, index) for index in new.values()}
+        expect_leading_column(columns, "user_id")
+        if hidden:  # a customer without orders, and one whose orders were just placed
+            newest = conn.execute("SELECT max(user_id) FROM users").fetchone()[0]
+            conn.execute("INSERT INTO orders (order_id, user_id, ordered_at, status, shipping_country) "
+                         "SELECT max(order_id) + 1, ?, '2026-01-01 00:00:00', 'pending', 'FR' FROM orders", [newest])
+            users += [newest, -1]
+        for user in users if hidden else users[:1]:
+            details = sqlite_plan(conn, USER_ORDERS_SQL, [user])
+            shown = "; ".join(details)
+            expect(not any(_SQLITE_SCAN.match(d) for d in details),
+                   f"With your index SQLite still reads the whole table: {shown}.",
+                   hint="index the column the WHERE clause compares with =.")
+            searches = [m for m in map(_SQLITE_SEARCH.match, details) if m]
+            ours = [m for m in searches if m.group(1).lower() in new]
+            expect(ours, f"The plan does not use your new index ({', '.join(sorted(new.values()))}): {shown}.")
+            expect("user_id=?" in ours[0].group(2).replace(" ", ""),
+                   f"SQLite uses your index, but not to look up user_id: {shown}.",
+                   hint="the index must start with user_id.")
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.close()
+
+
+# --------------------------------------------------------------------------- 07.2
 
 def _busy_sessions(conn: Any) -> list[str]:
     rows = conn.execute("SELECT session_id FROM events GROUP BY session_id "
@@ -159,12 +289,13 @@ def _busy_sessions(conn: Any) -> list[str]:
     return [first[0]] + [r[0] for r in rows]
 
 
-@exercise("07.1", "Find and fix: the slow session lookup", answer="session_index_sql")
+@exercise("07.2", "Find and fix: the slow session lookup", answer="session_index_sql")
 def session_index(ddl: Any, workspace: Any, *, hidden: bool = False) -> None:
     with workspace.connect_postgres() as conn:
         try:
             sessions = _busy_sessions(conn)
             new = _run_ddl(conn, ddl, "session_index_sql", "events")
+            expect_leading_column({name: index_key_columns(conn, name) for name in new}, "session_id")
             if hidden:
                 conn.execute("INSERT INTO events (event_id, user_id, session_id, event_type, occurred_at) "
                              "SELECT max(event_id) + g, NULL, 'check-071', 'page_view', now() "
@@ -177,7 +308,7 @@ def session_index(ddl: Any, workspace: Any, *, hidden: bool = False) -> None:
                        hint="index the column the WHERE clause filters on.")
                 ours = [a for a in access if set(a["indexes"]) & new]
                 expect(ours, f"The plan does not use your new index ({', '.join(sorted(new))}): "
-                             f"{describe_access(access, 'events')}.",
+                             f"{describe_access(access, 'events')}.{_other_index_hint(access, new)}",
                        hint="index the column the WHERE clause filters on.")
                 expect("session_id" in ours[0]["index_cond"],
                        f"The plan walks your index but checks session_id row by row: "
@@ -190,7 +321,7 @@ def session_index(ddl: Any, workspace: Any, *, hidden: bool = False) -> None:
             conn.rollback()
 
 
-# --------------------------------------------------------------------------- 07.2
+# --------------------------------------------------------------------------- 07.3
 
 DEPARTURE_CASES = [
     {"carrier": "B6", "origin": "JFK", "after": dt.datetime(2013, 6, 1, tzinfo=UTC)},
@@ -199,7 +330,7 @@ DEPARTURE_CASES = [
 ]
 
 
-@exercise("07.2", "Composite index column order", answer="departures_index_sql")
+@exercise("07.3", "Composite index column order", answer="departures_index_sql")
 def departures_index(ddl: Any, workspace: Any, *, hidden: bool = False) -> None:
     with workspace.connect_postgres() as conn:
         try:
@@ -208,7 +339,8 @@ def departures_index(ddl: Any, workspace: Any, *, hidden: bool = False) -> None:
                 plan = explain_json(conn, DEPARTURES_SQL, params)
                 access = table_access(plan, "flights")
                 ours = [a for a in access if set(a["indexes"]) & new]
-                expect(ours, f"The plan does not use your new index: {describe_access(access, 'flights')}.",
+                expect(ours, f"The plan does not use your new index: {describe_access(access, 'flights')}."
+                             f"{_other_index_hint(access, new)}",
                        hint="an index that starts with the columns compared with = (carrier, origin) can be used "
                             "to find the rows.")
                 index = sorted(set(ours[0]["indexes"]) & new)[0]
@@ -236,7 +368,7 @@ def departures_index(ddl: Any, workspace: Any, *, hidden: bool = False) -> None:
             conn.rollback()
 
 
-# --------------------------------------------------------------------------- 07.3 (MySQL)
+# --------------------------------------------------------------------------- 07.4 (MySQL)
 
 def _mysql_indexes(cur: Any, table: str) -> set[str]:
     cur.execute("SELECT DISTINCT index_name FROM information_schema.statistics "
@@ -275,7 +407,7 @@ def _pending_cases(cur: Any, hidden: bool) -> list[tuple[str, dt.datetime]]:
     return cases
 
 
-@exercise("07.3", "MySQL: make EXPLAIN use a key, without a filesort", answer="pending_index_sql")
+@exercise("07.4", "MySQL: make EXPLAIN use a key, without a filesort", answer="pending_index_sql")
 def pending_index(ddl: Any, workspace: Any, *, hidden: bool = False) -> None:
     import pymysql
 
@@ -335,7 +467,7 @@ def _drop_mysql_index(cur: Any, name: str) -> None:
         cur.execute(f"DROP INDEX `{name}` ON orders")
 
 
-# --------------------------------------------------------------------------- 07.4 (MongoDB)
+# --------------------------------------------------------------------------- 07.5 (MongoDB)
 
 def _index_keys(answer: Any) -> list[tuple[str, int]]:
     if isinstance(answer, str):
@@ -368,7 +500,7 @@ def mongo_stages(plan: dict) -> list[dict]:
     return stages
 
 
-@exercise("07.4", "A MongoDB index, checked with explain()", answer="users_index_keys")
+@exercise("07.5", "A MongoDB index, checked with explain()", answer="users_index_keys")
 def users_index(answer: Any, workspace: Any, *, hidden: bool = False) -> None:
     from pymongo.errors import OperationFailure
 
@@ -411,7 +543,8 @@ def users_index(answer: Any, workspace: Any, *, hidden: bool = False) -> None:
                                 f"yours is {fields}.", hint="Equality, Sort, Range: equality fields first.")
             expect(MONGO_SORT_FIELD in fields[2:3],
                    f"Your index {fields} finds the documents, but not in {MONGO_SORT_FIELD} order: MongoDB must sort "
-                   "them in memory (a SORT stage), which it refuses to do beyond 100 MB.",
+                   "them after reading (a blocking SORT stage) before it returns the first one, within 100 MB of memory "
+                   "per sort; beyond that MongoDB 6.0+ spills the sort to disk (slower still) and older servers refuse.",
                    hint="add signup_at right after the equality fields (the ESR rule: Equality, Sort, Range).")
             if not is_stand_in(workspace.mongo_client):  # a real mongod drops the in-memory sort
                 expect("SORT" not in names, f"The plan still sorts in memory: {' <- '.join(names)}.")
@@ -420,9 +553,9 @@ def users_index(answer: Any, workspace: Any, *, hidden: bool = False) -> None:
             users.drop_index(name)
 
 
-# --------------------------------------------------------------------------- 07.5
+# --------------------------------------------------------------------------- 07.6
 
-@exercise("07.5", "Make a query covering", answer="reviews_index_sql")
+@exercise("07.6", "Make a query covering", answer="reviews_index_sql")
 def reviews_covering(ddl: Any, workspace: Any, *, hidden: bool = False) -> None:
     with workspace.connect_postgres(autocommit=True) as admin:
         admin.execute("VACUUM (ANALYZE) reviews")  # sets the visibility map Index Only Scans rely on
@@ -431,6 +564,7 @@ def reviews_covering(ddl: Any, workspace: Any, *, hidden: bool = False) -> None:
             products = [r[0] for r in conn.execute(
                 "SELECT product_id FROM reviews GROUP BY product_id ORDER BY count(*) DESC, product_id LIMIT 2")]
             new = _run_ddl(conn, ddl, "reviews_index_sql", "reviews")
+            expect_leading_column({name: index_key_columns(conn, name) for name in new}, "product_id")
             if hidden:
                 products += [r[0] for r in conn.execute(  # a product nobody reviewed (or none at all)
                     "SELECT coalesce(min(p.product_id), 0) FROM products p "
@@ -438,7 +572,8 @@ def reviews_covering(ddl: Any, workspace: Any, *, hidden: bool = False) -> None:
             for product in products if hidden else products[:1]:
                 access = table_access(explain_json(conn, REVIEWS_SQL, [product]), "reviews")
                 ours = [a for a in access if set(a["indexes"]) & new]
-                expect(ours, f"The plan does not use your new index: {describe_access(access, 'reviews')}.",
+                expect(ours, f"The plan does not use your new index: {describe_access(access, 'reviews')}."
+                             f"{_other_index_hint(access, new)}",
                        hint="the index must start with product_id, the column in the WHERE clause.")
                 expect(ours[0]["type"] == "Index Only Scan",
                        f"The plan uses your index, but then reads each row from the table to get the other "
@@ -449,7 +584,7 @@ def reviews_covering(ddl: Any, workspace: Any, *, hidden: bool = False) -> None:
             conn.rollback()
 
 
-# --------------------------------------------------------------------------- 07.6 (N+1)
+# --------------------------------------------------------------------------- 07.7 (N+1)
 
 class StatementCounter:
     """Counts the statements a SQLAlchemy engine sends (a ``before_cursor_execute`` listener)."""
@@ -492,7 +627,7 @@ def _as_rows(result: Any, name: str) -> list[tuple]:
     return rows
 
 
-@exercise("07.6", "Find and fix: the N+1 loop", answer="customer_report")
+@exercise("07.7", "Find and fix: the N+1 loop", answer="customer_report")
 def customer_report(func: Any, workspace: Any, *, hidden: bool = False) -> None:
     from sqlalchemy.orm import Session
 
@@ -544,7 +679,7 @@ def customer_report(func: Any, workspace: Any, *, hidden: bool = False) -> None:
         engine.dispose()
 
 
-# --------------------------------------------------------------------------- 07.7 (keyset)
+# --------------------------------------------------------------------------- 07.8 (keyset)
 
 def _ensure_keyset_index(conn: Any) -> None:
     for name in _index_names(conn, "orders"):
@@ -578,7 +713,7 @@ def _rows_read(plan: dict, table: str) -> int:
     return total
 
 
-@exercise("07.7", "Keyset pagination, newest first", answer="next_page_sql")
+@exercise("07.8", "Keyset pagination, newest first", answer="next_page_sql")
 def keyset_page(sql: Any, workspace: Any, *, hidden: bool = False) -> None:
     not_answered(sql, "next_page_sql")
     expect(isinstance(sql, str), "`next_page_sql` should be a string holding a SELECT.")
@@ -625,7 +760,7 @@ def keyset_page(sql: Any, workspace: Any, *, hidden: bool = False) -> None:
             conn.rollback()
 
 
-# --------------------------------------------------------------------------- 07.8 (COPY)
+# --------------------------------------------------------------------------- 07.9 (COPY)
 
 COPY_TABLE = "copy_check"
 COPY_COLUMNS = ["id", "name", "note", "seen_at", "amount"]
@@ -644,7 +779,7 @@ def _copy_rows(hidden: bool) -> tuple[list[str], list[tuple]]:
     return columns, rows
 
 
-@exercise("07.8", "A bulk loader with COPY", answer="copy_rows")
+@exercise("07.9", "A bulk loader with COPY", answer="copy_rows")
 def copy_loader(func: Any, workspace: Any, *, hidden: bool = False) -> None:
     not_answered(func, "copy_rows")
     expect(callable(func), "`copy_rows` should be a function copy_rows(conn, table, columns, rows).")
@@ -709,7 +844,64 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-# --------------------------------------------------------------------------- 07.9 (Redis cache)
+# --------------------------------------------------------------------------- 07.10 (pooling)
+
+NAME_SQL = "SELECT user_id, full_name FROM users WHERE user_id = ANY(%s)"
+
+
+@exercise("07.10", "Lookups through a connection pool", answer="names_for")
+def pooled_names(func: Any, workspace: Any, *, hidden: bool = False) -> None:
+    from psycopg_pool import ConnectionPool, PoolTimeout
+
+    not_answered(func, "names_for")
+    expect(callable(func), "`names_for` should be a function names_for(pool, user_ids).")
+    with workspace.connect_postgres() as conn:
+        ids = [r[0] for r in conn.execute("SELECT user_id FROM users ORDER BY user_id DESC LIMIT 30")]
+        cases = [ids[:20]]
+        if hidden:  # another order, a repeated id, ids that do not exist, nothing at all
+            cases += [ids[10:] + [ids[12], -1], [-7], []]
+        names = dict(conn.execute(NAME_SQL, [sorted({i for case in cases for i in case})]).fetchall())
+    opened: list[int] = []  # one backend pid per connection the pool opens
+    with ConnectionPool(workspace.postgres_url, min_size=1, max_size=2, timeout=3,
+                        configure=lambda c: opened.append(c.info.backend_pid)) as pool:
+        pool.wait()
+        for user_ids in cases:
+            what = f"names_for(pool, <{len(user_ids)} ids>)"
+            requests = pool.get_stats().get("requests_num", 0)
+            try:
+                got = func(pool, list(user_ids))
+            except PoolTimeout:
+                fail(f"{what} waited for a free connection and gave up: the pool (max_size=2) had none left, so "
+                     "connections were borrowed and not given back.",
+                     hint="borrow with `with pool.connection() as conn:`: the end of the block gives the connection "
+                          "back. A pool.getconn() needs its pool.putconn(conn).")
+            except (ExerciseFailed, NotImplementedError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - the learner's error, as feedback
+                first = (str(exc).strip().splitlines() or [""])[0]
+                fail(f"{what} raised {type(exc).__name__}: {first}",
+                     hint="run your function on its own to see the whole error.")
+            stats = pool.get_stats()
+            borrowed = stats.get("requests_num", 0) - requests
+            if user_ids:
+                expect(borrowed >= 1, f"{what} did not borrow any connection from the pool it was given: it must "
+                                      "have opened connections of its own.",
+                       hint="use the pool passed in (with pool.connection() as conn: ...); opening a connection per "
+                            "lookup is exactly the cost a pool saves.")
+            lent = stats["pool_size"] - stats["pool_available"]
+            expect(lent == 0, f"After {what} returned, {lent} connection(s) of the pool were still lent out.",
+                   hint="give every connection back: `with pool.connection() as conn:` does it at the end of the block.")
+            expected = [names.get(i) for i in user_ids]
+            expect(isinstance(got, list), f"{what} should return a list of names, not {type(got).__name__}.")
+            expect(len(got) == len(expected), f"{what} returned {len(got)} names for {len(user_ids)} ids.",
+                   hint="one entry per id, in the order of the ids (None for an id that has no user).")
+            for position, (user_id, name, want) in enumerate(zip(user_ids, got, expected)):
+                expect(name == want, f"{what}: entry {position} (user {user_id}) is {name!r}; expected {want!r}.",
+                       hint="the names in the order of the ids given, None where no user has that id.")
+    expect(len(opened) <= 2, f"The pool opened {len(opened)} connections for your lookups; it may open at most 2.")
+
+
+# --------------------------------------------------------------------------- 07.11 (Redis cache)
 
 def _route_reference(workspace: Any, origin: str, dest: str) -> dict:
     with workspace.connect_postgres() as conn:
@@ -728,7 +920,7 @@ def _compare_stats(got: Any, expected: dict, what: str) -> None:
                     "when there is none.")
 
 
-@exercise("07.9", "Cache-aside in Redis", answer="route_stats")
+@exercise("07.11", "Cache-aside in Redis", answer="route_stats")
 def route_cache(func: Any, workspace: Any, *, hidden: bool = False) -> None:
     not_answered(func, "route_stats")
     expect(callable(func), "`route_stats` should be a function route_stats(engine, r, origin, dest).")
@@ -767,7 +959,160 @@ def route_cache(func: Any, workspace: Any, *, hidden: bool = False) -> None:
             r.delete(key)
 
 
-# --------------------------------------------------------------------------- 07.10 (SKIP LOCKED)
+# --------------------------------------------------------------------------- 07.12 (slow-query log)
+
+class _Records(logging.Handler):
+    """Keeps every record it is given (the check reads them instead of a log file)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def messages(self) -> list[str]:
+        out = []
+        for record in self.records:
+            try:
+                out.append(record.getMessage())
+            except Exception as exc:  # noqa: BLE001 - a format string that does not fit its arguments
+                fail(f"A log message of yours cannot be formatted: {exc} (format {record.msg!r}).",
+                     hint="logger.warning('slow query, %.0f ms: %s', ms, statement): one %-field per argument.")
+        return out
+
+
+def _install(func: Callable, engine: Any, threshold_ms: float, logger: logging.Logger) -> Callable:
+    what = f"install_slow_log(engine, {threshold_ms}, logger)"
+    try:
+        remove = func(engine, threshold_ms, logger)
+    except (ExerciseFailed, NotImplementedError):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        first = (str(exc).strip().splitlines() or [""])[0]
+        fail(f"{what} raised {type(exc).__name__}: {first}")
+    expect(callable(remove), f"{what} returned {remove!r}; it should return a function that removes the listeners "
+                             "it added.", hint="return a small function that calls event.remove(...) for each listener.")
+    return remove
+
+
+def _run(engine: Any, statement: str, params: dict | None = None) -> None:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        conn.execute(text(statement), params or {}).all()
+
+
+def _uninstall(remove: Callable, what: str = "the function install_slow_log returned") -> None:
+    try:
+        remove()
+    except Exception as exc:  # noqa: BLE001
+        first = (str(exc).strip().splitlines() or [""])[0]
+        fail(f"Calling {what} raised {type(exc).__name__}: {first}",
+             hint="remove exactly the listeners you added, with event.remove(engine, name, function).")
+
+
+SLEEP_SQL = "SELECT pg_sleep(:seconds) AS slept, :tag AS tag"
+
+
+@exercise("07.12", "A slow-query log", answer="install_slow_log")
+def slow_log(func: Any, workspace: Any, *, hidden: bool = False) -> None:
+    not_answered(func, "install_slow_log")
+    expect(callable(func), "`install_slow_log` should be a function install_slow_log(engine, threshold_ms, logger).")
+    logger = logging.getLogger(f"dbcourse.checks.ch07.slow_log.{workspace.namespace}")
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    handler = _Records()
+    logger.addHandler(handler)
+    engine, other = workspace.engine("postgres"), workspace.engine("postgres")
+    removers: list[Callable] = []
+    try:
+        # 1. a statement that sleeps 200 ms, threshold 50 ms: logged once, at WARNING, with text and parameters
+        removers.append(_install(func, engine, 50, logger))
+        _run(engine, SLEEP_SQL, {"seconds": 0.2, "tag": "check-0712-a"})
+        messages = handler.messages()
+        slow = [(r, m) for r, m in zip(handler.records, messages) if "pg_sleep" in m]
+        expect(slow, "A statement that took over 200 ms was not logged with a threshold of 50 ms"
+                     + (f" (logged: {messages})." if messages else "."),
+               hint="in after_cursor_execute, compare the elapsed time in milliseconds with threshold_ms and call "
+                    "logger.warning(...) with the statement in the message.")
+        expect(len(slow) == 1, f"The slow statement was logged {len(slow)} times; once is enough.",
+               hint="register each listener once per call of install_slow_log.")
+        record, message = slow[0]
+        expect(record.levelno >= logging.WARNING,
+               f"The slow statement was logged at level {record.levelname}; expected WARNING (or higher).",
+               hint="logger.warning(...): a slow query is something to look at.")
+        expect("check-0712-a" in message,
+               f"The log message does not show the statement's parameters: {message!r}.",
+               hint="log the parameters too (the `parameters` argument of the event): which value made it slow?")
+        # 2. the function returned removes the listeners: nothing is logged any more
+        handler.records.clear()
+        _uninstall(removers.pop())
+        _run(engine, SLEEP_SQL, {"seconds": 0.2, "tag": "check-0712-b"})
+        expect(not handler.records, "After calling the function install_slow_log returned, a slow statement was "
+                                    f"still logged: {handler.messages()}.",
+               hint="that function should call event.remove(engine, ...) for each listener it added.")
+        # 3. a generous threshold: nothing that runs faster is logged
+        removers.append(_install(func, engine, 10_000, logger))
+        _run(engine, SLEEP_SQL, {"seconds": 0.2, "tag": "check-0712-c"})
+        _run(engine, "SELECT 1")
+        expect(not handler.records, "With a threshold of 10,000 ms your listeners logged statements that took a few "
+                                    f"hundred ms or less: {handler.messages()}.",
+               hint="log only when the elapsed time, in milliseconds, is over threshold_ms.")
+        if hidden:
+            # 4. the listeners belong to the engine given: another engine's statements are not logged
+            _uninstall(removers.pop())
+            removers.append(_install(func, engine, 50, logger))
+            _run(other, SLEEP_SQL, {"seconds": 0.2, "tag": "check-0712-d"})
+            expect(not handler.records, "A slow statement on another engine was logged: your listeners should "
+                                        f"watch only the engine they were given ({handler.messages()}).",
+                   hint="event.listen(engine, ...), not on the Engine class.")
+            # 5. two connections of the engine at once: the start times must not get mixed up. A statement
+            #    of 600 ms runs; when it has run for 300 ms (seen from the server), another connection runs one.
+            handler.records.clear()
+            _uninstall(removers.pop())
+            removers.append(_install(func, engine, 450, logger))
+            errors: list[BaseException] = []
+
+            def sleep_600() -> None:
+                try:
+                    _run(engine, SLEEP_SQL, {"seconds": 0.6, "tag": "check-0712-e"})
+                except BaseException as exc:  # noqa: BLE001
+                    errors.append(exc)
+
+            sleeper = threading.Thread(target=sleep_600)
+            with workspace.connect_postgres(autocommit=True) as watcher:
+                sleeper.start()
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and sleeper.is_alive():
+                    halfway = watcher.execute(
+                        "SELECT clock_timestamp() - query_start >= interval '300 ms' FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active' "
+                        "AND query LIKE '%%pg_sleep%%'").fetchone()
+                    if halfway and halfway[0]:
+                        break
+                    time.sleep(0.02)
+            _run(engine, "SELECT 1")  # another connection of the pool, while the first one sleeps
+            sleeper.join(30)
+            expect(not errors, f"A statement failed while your listeners were installed: "
+                               f"{type(errors[0]).__name__ if errors else ''}: {errors[0] if errors else ''}")
+            messages = handler.messages()
+            expect(sum("check-0712-e" in m for m in messages) == 1,
+                   "A statement of 600 ms (threshold 450 ms) was not logged once while another connection ran a "
+                   f"query in the meantime: {messages}.",
+                   hint="keep the start time per connection (conn.info), not in one variable shared by all.")
+    finally:
+        for remove in removers:
+            try:
+                remove()
+            except Exception:  # noqa: BLE001 - already reported above
+                pass
+        logger.removeHandler(handler)
+        engine.dispose()
+        other.dispose()
+
+
+# --------------------------------------------------------------------------- 07.13 (SKIP LOCKED)
 
 JOBS_DDL = ("DROP TABLE IF EXISTS jobs; "
             "CREATE TABLE jobs (job_id int PRIMARY KEY, payload text NOT NULL, "
@@ -799,7 +1144,7 @@ def _claim(func: Callable, conn: Any, what: str) -> Any:
     return job
 
 
-@exercise("07.10", "Claim a job without waiting", answer="claim_job")
+@exercise("07.13", "Claim a job without waiting", answer="claim_job")
 def claim_job(func: Any, workspace: Any, *, hidden: bool = False) -> None:
     not_answered(func, "claim_job")
     expect(callable(func), "`claim_job` should be a function claim_job(conn) -> job_id or None.")
@@ -838,8 +1183,10 @@ def claim_job(func: Any, workspace: Any, *, hidden: bool = False) -> None:
                 t.join(15)
             expect(not errors, f"Concurrent claims failed: {type(errors[0]).__name__ if errors else ''}.",
                    hint="FOR UPDATE SKIP LOCKED lets concurrent workers take different jobs without waiting.")
-            expect(sorted(results) == [3, 4, 5], f"Three workers claiming at once got {sorted(results, key=str)}; "
-                                                 "expected jobs 3, 4 and 5, each once.")
+            expect(Counter(results) == Counter([3, 4, 5]),
+                   f"Three workers claiming at once got {sorted(results, key=repr)}; expected jobs 3, 4 and 5, each once.",
+                   hint="None means a worker found no job although free ones were left: skip the locked rows "
+                        "(FOR UPDATE SKIP LOCKED) instead of giving up on them.")
             last = _claim(func, worker, "claim_job(conn) with no job left")
             worker.commit()
             expect(last is None, f"With every job taken, claim_job returned {last!r}; expected None.")
