@@ -180,9 +180,18 @@ def passwords(hash_password: Any, verify_password: Any, *, hidden: bool = False)
     samples = ["correct horse battery staple", "Tr0ub4dor&3"]
     if hidden:  # other passwords (a KDF is slow: the visible ones are not hashed again)
         samples = ["pässwörd with spaces and 🔑", "x" * 200, "'; DROP TABLE users; --"]
+
+    def hashed(password: str) -> Any:
+        try:
+            return hash_password(password)
+        except Exception as exc:  # noqa: BLE001 - the learner's function
+            hint = ("hashlib.scrypt refuses to use more than 32 MiB unless told: with n=2**17, r=8 (128 MiB), pass "
+                    "maxmem=2**28." if "memory limit" in str(exc) else None)
+            fail(f"hash_password({password!r}) raised {type(exc).__name__}: {exc}", hint=hint)
+
     for number, password in enumerate(samples):
         started = time.perf_counter()
-        stored = hash_password(password)
+        stored = hashed(password)
         elapsed = time.perf_counter() - started
         expect(isinstance(stored, str) and stored.strip(),
                f"hash_password({password!r}) returned {type(stored).__name__} {stored!r}; expected a non-empty str.",
@@ -194,14 +203,15 @@ def passwords(hash_password: Any, verify_password: Any, *, hidden: bool = False)
                hint="use a KDF with a random salt: argon2's PasswordHasher, or hashlib.scrypt.")
         if number == 0:
             started = time.perf_counter()
-            again = hash_password(password)
+            again = hashed(password)
             elapsed = min(elapsed, time.perf_counter() - started)
             expect(again != stored, f"Hashing {password!r} twice gave the same string: there is no random salt, so "
                                     "equal passwords are visible and precomputed tables work.",
                    hint="PasswordHasher adds a salt by itself; with scrypt, use os.urandom(16) and store it.")
             expect(elapsed >= 0.001, f"hash_password takes {elapsed * 1e6:.0f} µs: fast enough for an attacker to try "
                                      "millions of guesses per second, so it is not a key-derivation function.",
-                   hint="use argon2's PasswordHasher() or hashlib.scrypt(n=2**14, r=8, p=1): they are slow on purpose.")
+                   hint="use argon2's PasswordHasher() or hashlib.scrypt(n=2**17, r=8, p=1, maxmem=2**28): "
+                        "they are slow on purpose.")
         try:
             right = verify_password(stored, password)
         except Exception as exc:  # noqa: BLE001 - the learner's function
@@ -225,6 +235,55 @@ def _drop_role(admin: Any, role: str) -> None:
     if admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
         admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
         admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+# Privileges that let a role change something. INSERT, UPDATE and REFERENCES can also be granted on
+# single columns, which has_table_privilege does not see: has_any_column_privilege does.
+_COLUMN_WRITES = ("INSERT", "UPDATE", "REFERENCES")
+_TABLE_WRITES = ("DELETE", "TRUNCATE", "TRIGGER")
+
+_WRITE_PRIVILEGES_SQL = """
+SELECT c.relname, p.privilege
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN unnest(%(privileges)s::text[]) AS p (privilege)
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND CASE WHEN p.privilege = ANY (%(column_writes)s::text[])
+           THEN has_any_column_privilege(%(role)s::name, c.oid, p.privilege)
+           ELSE has_table_privilege(%(role)s::name, c.oid, p.privilege) END
+ORDER BY c.relname, array_position(%(privileges)s::text[], p.privilege)
+"""
+
+
+def _no_write_privileges(workspace: Any, role: str) -> None:
+    """Fail when ``role`` holds any privilege that changes data or structure (asked of the catalogue,
+    so that TRUNCATE, for one, is found without being tried)."""
+    hint = ("grant SELECT only (not ALL, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES or TRIGGER), "
+            "and no CREATE on the schema or the database.")
+    with workspace.connect_postgres(autocommit=True) as admin:
+        privileges = list(_COLUMN_WRITES + _TABLE_WRITES)
+        if admin.info.server_version >= 170000:  # PostgreSQL 17: VACUUM, ANALYZE, LOCK TABLE, ...
+            privileges.append("MAINTAIN")
+        found = admin.execute(_WRITE_PRIVILEGES_SQL, {"privileges": privileges, "role": role,
+                                                      "column_writes": list(_COLUMN_WRITES)}).fetchall()
+        if found:
+            table, privilege = found[0]
+            others = f" (and {len(found) - 1} more privilege(s) of that kind)" if len(found) > 1 else ""
+            fail(f"The role has {privilege} on `{table}`{others}: a reporting login must not write anything.",
+                 hint=hint)
+        can_create = admin.execute("SELECT has_schema_privilege(%s::name, 'public', 'CREATE'), "
+                                   "has_database_privilege(%s::name, current_database(), 'CREATE')",
+                                   [role, role]).fetchone()
+        expect(not can_create[0], "The role may CREATE tables in schema `public`: a reporting login must not write "
+                                  "anything.", hint=hint)
+        expect(not can_create[1], "The role may CREATE schemas in your database: a reporting login must not write "
+                                  "anything.", hint=hint)
+        sequences = admin.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind = 'S' "
+            "AND (has_sequence_privilege(%s::name, c.oid, 'UPDATE') OR has_sequence_privilege(%s::name, c.oid, 'USAGE')) "
+            "ORDER BY 1", [role, role]).fetchall()
+        expect(not sequences, f"The role may advance the sequence `{sequences[0][0] if sequences else ''}` "
+                              "(nextval): a reporting login must not write anything.", hint=hint)
 
 
 @exercise("08.3", "A least-privilege reporting role", answer="grant_reporting")
@@ -260,6 +319,16 @@ def grant_reporting(func: Any, workspace: Any, *, hidden: bool = False) -> None:
                 except psycopg.errors.InsufficientPrivilege:
                     fail(f"The role cannot read `{table}`.", hint="GRANT SELECT ON products, categories, orders, "
                                                                   "order_items TO the role (and USAGE on the schema).")
+            with workspace.connect_postgres(autocommit=True) as admin:  # column grants and views count too
+                readable = {r[0] for r in admin.execute(
+                    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+                    "AND has_any_column_privilege(%s::name, c.oid, 'SELECT')", [role])}
+            allowed = {"products", "categories", "orders", "order_items"}
+            extra = sorted(readable - allowed, key=lambda t: (t != "users", t))  # users first: personal data
+            expect(not extra, f"The role can read `{extra[0] if extra else ''}`, which it does not need"
+                              + (" (and `users` holds personal data)." if "users" in extra else "."),
+                   hint="grant SELECT on the four tables by name, not ON ALL TABLES IN SCHEMA public.")
             secret_tables = ["users", "reviews", "events"] + (["comments", "posts", "tags"] if hidden else [])
             for table in secret_tables:
                 try:
@@ -270,6 +339,7 @@ def grant_reporting(func: Any, workspace: Any, *, hidden: bool = False) -> None:
                     continue
                 fail(f"The role can read `{table}`, which it does not need (and `users` holds personal data).",
                      hint="grant SELECT on the four tables by name, not ON ALL TABLES IN SCHEMA public.")
+            _no_write_privileges(workspace, role)
             writes = {
                 "INSERT into categories": "INSERT INTO categories SELECT * FROM categories WHERE false",
                 "UPDATE products": "UPDATE products SET price = price WHERE false",
@@ -562,7 +632,9 @@ def slow_queries(func: Any, workspace: Any, *, hidden: bool = False) -> None:
 
     watched, other = workspace.engine("postgres"), workspace.engine("postgres")
     try:
-        threshold = 0.05 if hidden else 0.2
+        # every slow statement sleeps at least twice the threshold, and fast ones take milliseconds: a busy
+        # machine cannot push a correct answer over or under the line
+        threshold = 0.15 if hidden else 0.2
         slow = func(watched, threshold)
         expect(isinstance(slow, list), f"watch_slow_queries returned {type(slow).__name__}; expected a list that the "
                                        "listeners append to.")
@@ -579,12 +651,14 @@ def slow_queries(func: Any, workspace: Any, *, hidden: bool = False) -> None:
                 with watched.connect() as conn:
                     conn.execute(sa.text(f"SELECT pg_sleep({seconds})"))
 
-            threads = [threading.Thread(target=sleep, args=(0.8, 0)), threading.Thread(target=sleep, args=(0.1, 0.3))]
+            # two connections at once: the second statement starts while the first still runs, so a start
+            # time shared between connections (a global) records the first one as too short
+            threads = [threading.Thread(target=sleep, args=(1.0, 0)), threading.Thread(target=sleep, args=(0.3, 0.4))]
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
-            expected_sleeps += [0.1, 0.8]
+            expected_sleeps += [0.3, 1.0]
         for entry in slow:
             expect(isinstance(entry, (tuple, list)) and len(entry) == 2,
                    f"Each entry should be a tuple (statement, seconds); found {entry!r}.")
