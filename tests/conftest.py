@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -35,3 +36,24 @@ def free_port() -> int:
 @pytest.fixture
 def unused_port() -> int:
     return free_port()
+
+
+# --------------------------------------------------------------------------- checks' feedback
+
+def feedback(call, *args, **kwargs) -> str:
+    """Run a check that must refuse the answer; return its feedback.
+
+    Anything but the course's friendly ``ExerciseFailed`` (a bare AssertionError, a driver
+    traceback) fails the test."""
+    from dbcourse.checks import ExerciseFailed
+
+    with pytest.raises(ExerciseFailed) as info:
+        call(*args, **kwargs)
+    return str(info.value)
+
+
+def rejects(exercise, *args, pattern: str, hidden: bool = False) -> str:
+    """``exercise(*args, hidden=hidden)`` refuses with feedback matching the regex ``pattern``."""
+    text = feedback(exercise, *args, hidden=hidden)
+    assert re.search(pattern, text, re.S), text
+    return text

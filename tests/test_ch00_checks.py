@@ -15,8 +15,10 @@ import psycopg
 import pytest
 
 import dbcourse
-from dbcourse.checks import ExerciseFailed, NotAnswered
+from dbcourse.checks import NotAnswered
 from dbcourse.checks import ch00 as check
+
+from .conftest import feedback
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +30,7 @@ def ws():
 
 def rejects(exercise, answer, pattern, *args, **kwargs):
     """Assert that ``exercise`` refuses ``answer`` with a message matching ``pattern``."""
-    with pytest.raises(ExerciseFailed) as info:
-        exercise(answer, *args, **kwargs)
-    text = str(info.value)
+    text = feedback(exercise, answer, *args, **kwargs)
     assert re.search(pattern, text, re.S), text
     return text
 

@@ -13,8 +13,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from dbcourse.checks import ExerciseFailed, NotAnswered
+from dbcourse.checks import NotAnswered
 from dbcourse.checks import ch01 as check
+
+from .conftest import feedback
 from dbcourse.datasets import load
 
 
@@ -27,9 +29,7 @@ def course(tmp_path_factory):
 
 def rejects(exercise, answer, pattern, *args, **kwargs):
     """Assert that ``exercise`` refuses ``answer`` with a message matching ``pattern``."""
-    with pytest.raises(ExerciseFailed) as info:
-        exercise(answer, *args, **kwargs)
-    text = str(info.value)
+    text = feedback(exercise, answer, *args, **kwargs)
     assert re.search(pattern, text, re.S), text
     return text
 

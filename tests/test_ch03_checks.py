@@ -13,8 +13,9 @@ import pytest
 from pymysql.cursors import DictCursor
 
 import dbcourse
-from dbcourse.checks import ExerciseFailed
 from dbcourse.checks import ch03 as check
+
+from .conftest import feedback
 
 WEB_ORDERS_DDL = """
 CREATE TABLE web_orders (
@@ -58,9 +59,7 @@ def ws():
 
 def rejects(check_function, *args, match: str, hidden: bool = False):
     """The check fails with feedback (never a bare driver error) whose text matches ``match``."""
-    with pytest.raises(ExerciseFailed) as info:
-        check_function(*args, hidden=hidden)
-    text = str(info.value)
+    text = feedback(check_function, *args, hidden=hidden)
     assert match.lower() in text.lower(), text
     return text
 

@@ -17,8 +17,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, joinedload, mapped_column, r
 from typing import Annotated
 
 import dbcourse
-from dbcourse.checks import ExerciseFailed, NotAnswered
+from dbcourse.checks import NotAnswered
 from dbcourse.checks import ch04a as check
+
+from .conftest import feedback
 
 BACKENDS = ("sqlite", "postgres", "mysql")
 
@@ -130,9 +132,7 @@ def async_url(course, name):
 
 
 def fails(call, pattern: str, *args, **kwargs) -> str:
-    with pytest.raises(ExerciseFailed) as info:
-        call(*args, **kwargs)
-    message = str(info.value)
+    message = feedback(call, *args, **kwargs)
     assert re.search(pattern, message, re.S), message
     return message
 

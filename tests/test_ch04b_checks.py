@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dbcourse.checks import ExerciseFailed
+from .conftest import feedback
 
 pytestmark = [pytest.mark.services,
               pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient` is deprecated")]
@@ -109,9 +109,7 @@ def check(nb):
 
 def rejects(call, *args, match: str, **kwargs) -> str:
     """Run a check that must fail; return its message (asserting it contains ``match``)."""
-    with pytest.raises(ExerciseFailed) as info:
-        call(*args, **kwargs)
-    text = str(info.value)
+    text = feedback(call, *args, **kwargs)
     assert match in text, text
     return text
 

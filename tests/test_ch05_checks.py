@@ -6,7 +6,6 @@ Runs against the course's MongoDB server (real or stand-in), in a namespace of i
 from __future__ import annotations
 
 import datetime as dt
-import re
 import shutil
 from decimal import Decimal
 
@@ -18,8 +17,10 @@ from pymongo.read_concern import ReadConcern
 
 import dbcourse
 from dbcourse import namespaces
-from dbcourse.checks import ExerciseFailed, NotAnswered
+from dbcourse.checks import NotAnswered
 from dbcourse.checks import ch05 as check
+
+from .conftest import rejects
 
 UTC = dt.timezone.utc
 
@@ -37,14 +38,6 @@ def ws():
     shutil.rmtree(namespaces.sqlite_dir(workspace.namespace), ignore_errors=True)
     assert leftovers == [], "checks must drop their scratch collections"
     assert extra_orders == extra_products == 0, "checks must remove the documents they add to the shop"
-
-
-def rejects(exercise, *args, pattern: str, hidden: bool = False) -> str:
-    with pytest.raises(ExerciseFailed) as info:
-        exercise(*args, hidden=hidden)
-    text = str(info.value)
-    assert re.search(pattern, text, re.S), text
-    return text
 
 
 # --------------------------------------------------------------------------- answers that pass

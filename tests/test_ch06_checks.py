@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import secrets
 import shutil
 import time
@@ -18,8 +17,10 @@ import redis
 
 import dbcourse
 from dbcourse import namespaces
-from dbcourse.checks import ExerciseFailed, NotAnswered
+from dbcourse.checks import NotAnswered
 from dbcourse.checks import ch06 as check
+
+from .conftest import rejects
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +33,6 @@ def ws():
     namespaces.drop_postgres(workspace.namespace)
     shutil.rmtree(namespaces.sqlite_dir(workspace.namespace), ignore_errors=True)
     assert leftovers == [], "checks must delete their scratch keys"
-
-
-def rejects(exercise, *args, pattern: str, hidden: bool = False) -> str:
-    with pytest.raises(ExerciseFailed) as info:
-        exercise(*args, hidden=hidden)
-    text = str(info.value)
-    assert re.search(pattern, text, re.S), text
-    return text
 
 
 # --------------------------------------------------------------------------- answers that pass

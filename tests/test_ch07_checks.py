@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 import sqlite3
 import threading
@@ -22,8 +21,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship,
 
 import dbcourse
 from dbcourse import namespaces
-from dbcourse.checks import ExerciseFailed, NotAnswered
+from dbcourse.checks import NotAnswered
 from dbcourse.checks import ch07 as check
+
+from .conftest import rejects
 from dbcourse.datasets import files, load_nosql
 
 
@@ -61,14 +62,6 @@ def ws():
     assert not [i for i in pg_indexes if i.startswith("check_") or i.startswith("ex_")], pg_indexes
     assert mysql_indexes == {"PRIMARY", "user_id"}, mysql_indexes
     assert not [i for i in sqlite_indexes if i.startswith("ex_")], sqlite_indexes
-
-
-def rejects(exercise, *args, pattern: str, hidden: bool = False) -> str:
-    with pytest.raises(ExerciseFailed) as info:
-        exercise(*args, hidden=hidden)
-    message = str(info.value)
-    assert re.search(pattern, message, re.S), message
-    return message
 
 
 # --------------------------------------------------------------------------- 07.1 (SQLite)
